@@ -1,0 +1,89 @@
+"""Command line of ``python -m bench``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from bench import machine, report, runner
+from bench.peers import PEERS, REFERENCE
+from bench.scenarios import SCENARIOS
+from bench.settings import FULL, QUICK
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _names(value: str, known: dict[str, object], what: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument(
+        "--peers",
+        type=lambda v: _names(v, dict(PEERS), "peer"),
+        default=list(PEERS),
+        help=f"comma-separated peers (default: {','.join(PEERS)})",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=lambda v: _names(v, dict(SCENARIOS), "scenario"),
+        default=list(SCENARIOS),
+        help=f"comma-separated scenarios (default: {','.join(SCENARIOS)})",
+    )
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 round, short windows, fewer connections")
+    p.add_argument("--rounds", type=int, help="override the number of rounds")
+    p.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="results JSON path")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown page to (re)generate")
+    p.add_argument("--no-docs", action="store_true", help="do not touch the markdown page")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the process exit status."""
+    args = parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.rounds:
+        from dataclasses import replace
+
+        settings = replace(settings, rounds=args.rounds)
+    peers = [PEERS[n] for n in args.peers]
+    scenarios = [SCENARIOS[n] for n in args.scenarios]
+    command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+    pinning = runner.pin_load_generator()
+    started = time.monotonic()
+    print(f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
+          f"{settings.rounds} round(s); {pinning}", flush=True)
+    try:
+        results = runner.run(peers, scenarios, settings, ROOT)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; every peer stopped", file=sys.stderr)
+        return 130
+    run = report.Run(
+        command=command,
+        date=time.strftime("%Y-%m-%d %H:%M %Z"),
+        machine=machine.describe(),
+        pinning=pinning,
+        settings=settings,
+        reference=REFERENCE,
+        peers=args.peers,
+        scenarios=scenarios,
+        results=results,
+    )
+    print(report.console(run))
+    report.write_json(run, args.json)
+    written = [str(args.json)]
+    if not args.no_docs:
+        report.write_markdown(run, args.docs)
+        written.append(str(args.docs))
+    print(f"\nbench: {time.monotonic() - started:.0f} s; wrote {', '.join(written)}")
+    measured = any(c.metrics for by_peer in results.cells.values() for cells in by_peer.values() for c in cells)
+    return 0 if measured else 1

@@ -1,0 +1,210 @@
+"""Child processes of the harness: start, pin, observe through /proc, stop by PID.
+
+Every process started through :class:`ProcessSet` is stopped when the set
+exits (normal exit, exception, Ctrl-C or SIGTERM); peers also get
+``PR_SET_PDEATHSIG`` so they die if the harness itself is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+
+
+class StartError(RuntimeError):
+    """A peer exited or did not accept connections in time."""
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit to the hard limit; return it.
+
+    Children inherit it, so peers get the raised limit too.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def split_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """Return (server CPUs, load-generator CPUs), or (None, None) with one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, {cpus[1]}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (its threads included), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size (VmRSS) of ``pid`` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def self_cpu_seconds() -> float:
+    """User + system CPU time of this process, in seconds."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until 127.0.0.1:port accepts a TCP connection, or raise StartError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StartError(f"exited with code {proc.returncode} before listening")
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise StartError(f"not listening on port {port} after {timeout:.0f} s")
+
+
+@dataclass
+class Server:
+    """A started peer process."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        """The peer's process id."""
+        return self.proc.pid
+
+
+class ProcessSet:
+    """Context manager owning every process the harness starts."""
+
+    def __init__(self, log_dir: Path, cwd: Path, cpus: set[int] | None) -> None:
+        self.log_dir = log_dir
+        self.cwd = cwd
+        self.cpus = cpus
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    def __enter__(self) -> ProcessSet:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for pid in list(self._procs):
+            self.stop_pid(pid)
+
+    def start(self, name: str, argv: list[str], port: int, timeout: float = 20.0) -> Server:
+        """Start ``argv``, pin it, wait for its port; raise StartError on failure."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log: IO[bytes]
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            log.write(f"\n=== {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
+            log.flush()
+            env = dict(os.environ)
+            src = str(self.cwd / "src")
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.cwd), src, env.get("PYTHONPATH", "")) if p
+            )
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=self.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as e:
+                raise StartError(str(e)) from e
+        self._procs[proc.pid] = proc
+        if self.cpus is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(proc.pid, self.cpus)
+        try:
+            wait_for_port(port, proc, timeout)
+        except StartError:
+            self.stop_pid(proc.pid)
+            raise
+        return Server(name, port, proc)
+
+    def stop(self, server: Server) -> None:
+        """Stop one server."""
+        self.stop_pid(server.pid)
+
+    def stop_pid(self, pid: int, grace: float = 3.0) -> None:
+        """SIGTERM ``pid`` (one we started), SIGKILL after ``grace`` s; reap it.
+
+        Anything left in the session created for it is then killed too.
+        """
+        proc = self._procs.pop(pid, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # the session start_new_session made for it
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        """Last lines of a peer's log, for error messages."""
+        path = self.log_dir / f"{name}.log"
+        try:
+            text = path.read_text(errors="replace").rstrip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+def _sigterm_to_interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
+    print(f"bench: signal {signum}, stopping", file=sys.stderr)
+    raise KeyboardInterrupt

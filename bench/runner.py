@@ -1,0 +1,88 @@
+"""The run loop: rounds x scenarios x peers, one fresh peer process per cell.
+
+Rounds are interleaved (round 1 measures every peer, then round 2, ...) and
+the peer order rotates each round so no peer always goes first. A peer that
+fails to start is reported and skipped from then on; a scenario that fails on
+a peer is recorded for that cell and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import uvloop
+
+from bench.peers import Peer
+from bench.procs import ProcessSet, StartError, free_port, raise_nofile_limit, split_cpus
+from bench.scenarios import Scenario
+from bench.settings import Settings
+from bench.stats import Cell, Results
+
+
+def pin_load_generator() -> str:
+    """Pin this process (the load generator) and describe the CPU split."""
+    server_cpus, gen_cpus = split_cpus()
+    if server_cpus is None or gen_cpus is None:
+        return "none (fewer than 2 CPUs available)"
+    os.sched_setaffinity(0, gen_cpus)
+    return f"server on CPU {min(server_cpus)}, load generator on CPU {min(gen_cpus)}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run(
+    peers: list[Peer],
+    scenarios: list[Scenario],
+    settings: Settings,
+    root: Path,
+    log: Callable[[str], None] = print,
+) -> Results:
+    """Measure every scenario on every peer for ``settings.rounds`` rounds."""
+    raise_nofile_limit()
+    server_cpus, _ = split_cpus()
+    results = Results()
+    log_dir = root / "bench" / "results" / "logs"
+    with ProcessSet(log_dir, root, server_cpus) as procs:
+        for rnd in range(1, settings.rounds + 1):
+            shift = (rnd - 1) % len(peers)
+            order = peers[shift:] + peers[:shift]
+            for sc in scenarios:
+                for peer in order:
+                    if peer.name in results.failed_peers or sc.name not in peer.scenarios:
+                        continue
+                    port = free_port()
+                    try:
+                        server = procs.start(
+                            peer.name, peer.command(port), port, settings.start_timeout
+                        )
+                    except StartError as e:
+                        tail = procs.log_tail(peer.name, 3).replace("\n", " / ")
+                        why = f"{e}" + (f" ({tail})" if tail else "")
+                        results.failed_peers[peer.name] = why
+                        log(f"[round {rnd}] {peer.name}: failed to start: {why}")
+                        continue
+                    try:
+                        metrics = uvloop.run(
+                            asyncio.wait_for(sc.run(server, peer, settings), settings.cell_timeout)
+                        )
+                        if server.proc.poll() is not None:
+                            raise RuntimeError(f"peer exited with code {server.proc.returncode}")
+                        results.add(sc.name, peer.name, Cell(rnd, metrics=metrics))
+                        shown = ", ".join(
+                            f"{m.label} {metrics[m.key]:{m.fmt}}" for m in sc.metrics if m.key in metrics
+                        )
+                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} {shown}")
+                    except Exception as e:  # any failure is a result
+                        results.add(sc.name, peer.name, Cell(rnd, error=_one_line(e)))
+                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} FAILED {_one_line(e)}")
+                    finally:
+                        procs.stop(server)
+                    sys.stdout.flush()
+    return results

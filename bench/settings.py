@@ -1,0 +1,51 @@
+"""Run sizes: the default (full) run and the ``--quick`` smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a run; scenarios read only from here."""
+
+    rounds: int = 3
+    # echo throughput
+    echo_connections: int = 64
+    echo_depth: int = 16
+    """Messages in flight per connection."""
+    echo_size: int = 64
+    echo_warmup: float = 1.0
+    echo_window: float = 3.0
+    # fan-out
+    fanout_clients: int = 1000
+    """Connections on /fanout, the publisher included."""
+    fanout_burst: int = 200
+    fanout_warmup_bursts: int = 1
+    fanout_bursts: int = 4
+    fanout_size: int = 64
+    fanout_stall: float = 5.0
+    """Give up on a burst after this long without any delivery (then count losses)."""
+    # idle memory
+    idle_connections: int = 5000
+    idle_settle_max: float = 5.0
+    # general
+    connect_concurrency: int = 64
+    """Connection attempts in flight while opening many (below listen backlogs)."""
+    start_timeout: float = 20.0
+    cell_timeout: float = 120.0
+    """Upper bound for one scenario on one peer in one round."""
+
+
+FULL = Settings()
+QUICK = replace(
+    FULL,
+    rounds=1,
+    echo_warmup=0.5,
+    echo_window=1.0,
+    fanout_clients=200,
+    fanout_warmup_bursts=1,
+    fanout_bursts=2,
+    idle_connections=1000,
+    idle_settle_max=2.0,
+)

@@ -1,0 +1,9 @@
+"""Builds hubbub's C accelerator; all other metadata lives in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension("hubbub.transport._mask", ["src/hubbub/transport/_mask.c"], extra_compile_args=["-O3"]),
+    ],
+)

@@ -1,0 +1,289 @@
+"""The App: WebSocket and HTTP routes on one port, middleware, lifecycle hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hubbub.connection import Connection
+from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
+from hubbub.errors import Abort
+from hubbub.events import Event
+from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
+from hubbub.hub import Hub
+from hubbub.options import ServerOptions
+from hubbub.pipeline import Pipeline
+from hubbub.routing import HttpRoute, PathPattern
+from hubbub.transport import handshake
+
+logger = logging.getLogger("hubbub.app")
+
+F = TypeVar("F", bound=Callable[..., Any])
+HttpMiddleware = Callable[..., Awaitable[Any] | Any]
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def to_response(result: Any) -> Response:
+    """Turn what an HTTP handler returned into a Response."""
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status=204)
+    if isinstance(result, dict | list):
+        return JSONResponse(result)
+    if isinstance(result, str):
+        return PlainTextResponse(result)
+    if isinstance(result, bytes):
+        return Response(result, media_type="application/octet-stream")
+    raise TypeError(f"an HTTP handler returned {type(result).__name__}; return a Response, dict, list, str or bytes")
+
+
+class App:
+    """A hubbub application.
+
+    >>> app = App(max_message_size=64 * 1024)
+    >>> @app.websocket("/echo")
+    ... async def echo(event):
+    ...     await event.send(event.data)
+    """
+
+    def __init__(self, options: ServerOptions | None = None, **option_changes: Any) -> None:
+        base = options or ServerOptions()
+        self.options = base.replace(**option_changes) if option_changes else base
+        self.hub = Hub()
+        self._ws_routes: list[tuple[PathPattern, WebSocketEndpoint]] = []
+        self._http_routes: list[HttpRoute] = []
+        self._static: list[tuple[str, StaticFiles]] = []
+        self._before_ws: list[Handler] = []
+        self._after_ws: list[Handler] = []
+        self._before_http: list[HttpMiddleware] = []
+        self._after_http: list[HttpMiddleware] = []
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
+        self._background: list[Callable[[], Awaitable[Any]]] = []
+        self._pipelines: dict[int, Pipeline] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        """Handler tasks still running (waited for on shutdown)."""
+
+    # ---- WebSocket routes ---------------------------------------------------------------
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        on_connect: AnyHandler | None = None,
+        on_message: AnyHandler | None = None,
+        on_disconnect: AnyHandler | None = None,
+        on_drain: AnyHandler | None = None,
+        subprotocols: Iterable[str] = (),
+        before: Iterable[AnyHandler] = (),
+        after: Iterable[AnyHandler] = (),
+    ) -> WebSocketEndpoint:
+        """Serve WebSocket connections on `path` (e.g. "/chat/{room}").
+
+        Returns the endpoint; use it as a decorator on a message handler or a class
+        of handlers, or use its `on_connect` / `on_message` / ... decorators.
+        """
+        endpoint = WebSocketEndpoint(
+            on_connect,
+            on_message,
+            on_disconnect,
+            on_drain,
+            subprotocols=subprotocols,
+            before=before,
+            after=after,
+        )
+        self.mount_websocket(path, endpoint)
+        return endpoint
+
+    def mount_websocket(self, path: str, endpoint: WebSocketEndpoint) -> None:
+        """Serve an existing endpoint on `path`."""
+        self._ws_routes.append((PathPattern(path), endpoint))
+        self._pipelines.clear()
+
+    def before_websocket(self, fn: F) -> F:
+        """Decorator: middleware run before every WebSocket event on every route."""
+        self._before_ws.append(as_async(fn))
+        self._pipelines.clear()
+        return fn
+
+    def after_websocket(self, fn: F) -> F:
+        """Decorator: middleware run after every WebSocket handler on every route."""
+        self._after_ws.append(as_async(fn))
+        self._pipelines.clear()
+        return fn
+
+    # ---- HTTP routes ----------------------------------------------------------------------
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        before: Iterable[HttpMiddleware] = (),
+        after: Iterable[HttpMiddleware] = (),
+    ) -> Callable[[F], F]:
+        """Decorator: an HTTP handler `async def handler(request) -> Response | dict | str`."""
+
+        def register(handler: F) -> F:
+            self._http_routes.append(
+                HttpRoute.create(path, methods, handler, before=list(before), after=list(after))
+            )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: a GET (and HEAD) handler."""
+        return self.route(path, ("GET",), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: a POST handler."""
+        return self.route(path, ("POST",), **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: a PUT handler."""
+        return self.route(path, ("PUT",), **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: a PATCH handler."""
+        return self.route(path, ("PATCH",), **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[F], F]:
+        """Decorator: a DELETE handler."""
+        return self.route(path, ("DELETE",), **kwargs)
+
+    def static(self, prefix: str, directory: str | Path) -> None:
+        """Serve the files of `directory` under the URL prefix (GET and HEAD)."""
+        self._static.append((prefix.rstrip("/") + "/", StaticFiles(directory)))
+
+    def before_http(self, fn: F) -> F:
+        """Decorator: `fn(request)` runs before every HTTP handler; returning a Response answers instead."""
+        self._before_http.append(fn)
+        return fn
+
+    def after_http(self, fn: F) -> F:
+        """Decorator: `fn(request, response)` runs after every HTTP handler; may return a new Response."""
+        self._after_http.append(fn)
+        return fn
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def on_startup(self, fn: F) -> F:
+        """Decorator: run when the server starts, before it accepts connections."""
+        self._startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Decorator: run when the server stops, after connections are closed."""
+        self._shutdown.append(fn)
+        return fn
+
+    def background(self, fn: F) -> F:
+        """Decorator: an `async def` task started with the server and cancelled when it stops."""
+        self._background.append(fn)
+        return fn
+
+    async def startup(self) -> list[asyncio.Task[Any]]:
+        """Run startup hooks and start background tasks (done by the server)."""
+        for hook in self._startup:
+            await _call(hook)
+        return [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
+
+    async def shutdown(self) -> None:
+        """Run shutdown hooks (done by the server)."""
+        for hook in self._shutdown:
+            try:
+                await _call(hook)
+            except Exception:
+                logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+
+    # ---- dispatch (the server calls these) -------------------------------------------------
+
+    def _pipeline(self, endpoint: WebSocketEndpoint) -> Pipeline:
+        pipeline = self._pipelines.get(id(endpoint))
+        if pipeline is None:
+            pipeline = self._pipelines[id(endpoint)] = Pipeline(
+                endpoint, self._before_ws, self._after_ws, self.options.max_pending_messages
+            )
+        return pipeline
+
+    def _match_websocket(self, path: str) -> tuple[WebSocketEndpoint, dict[str, str]] | None:
+        for pattern, endpoint in self._ws_routes:
+            params = pattern.match(path)
+            if params is not None:
+                return endpoint, params
+        return None
+
+    def _match_http(self, request: Request) -> HttpRoute | Response:
+        allowed: set[str] = set()
+        for route in self._http_routes:
+            params = route.pattern.match(request.path)
+            if params is None:
+                continue
+            if request.method in route.methods:
+                request.path_params = params
+                return route
+            allowed |= route.methods
+        if allowed:
+            return error_response(405, "method not allowed", {"allow": ", ".join(sorted(allowed))})
+        if self._match_websocket(request.path) is not None:
+            return error_response(400, "websocket upgrade required")
+        for prefix, files in self._static:
+            if request.path.startswith(prefix) or request.path == prefix.rstrip("/"):
+                if request.method not in ("GET", "HEAD"):
+                    return error_response(405, "method not allowed", {"allow": "GET, HEAD"})
+                return files.response(request.path[len(prefix) :])
+        return error_response(404, "not found")
+
+    async def handle_http(self, request: Request) -> Response:
+        """Answer a plain HTTP request."""
+        matched = self._match_http(request)
+        if isinstance(matched, Response):
+            return matched
+        return await self._run_http(matched, request)
+
+    async def _run_http(self, route: HttpRoute, request: Request) -> Response:
+        for middleware in [*self._before_http, *route.before]:
+            early = await _call(middleware, request)
+            if early is not None:
+                return to_response(early)
+        response = to_response(await _call(route.handler, request))
+        for middleware in [*route.after, *self._after_http]:
+            replaced = await _call(middleware, request, response)
+            if replaced is not None:
+                response = to_response(replaced)
+        return response
+
+    async def handle_upgrade(self, request: Request) -> Response | Connection:
+        """Decide a WebSocket upgrade: route it, run connect before-middleware, or refuse."""
+        matched = self._match_websocket(request.path)
+        if matched is None:
+            http = self._match_http(request)
+            if isinstance(http, Response):
+                return http
+            response = await self._run_http(http, request)
+            endpoint = request._upgrade_to
+            if endpoint is None or response.status != 101:
+                return response
+        else:
+            endpoint, request.path_params = matched
+        pipeline = self._pipeline(endpoint)
+        subprotocol = handshake.choose_subprotocol(handshake.offered_subprotocols(request), endpoint.subprotocols)
+        conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks)
+        event = Event("connect", conn)
+        if not await pipeline.run_before(event):
+            abort = event.aborted or Abort()
+            return error_response(abort.status, abort.reason)
+        conn.start(event)
+        return conn

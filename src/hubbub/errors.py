@@ -1,0 +1,37 @@
+"""Every exception hubbub raises, in one hierarchy."""
+
+from __future__ import annotations
+
+
+class HubbubError(Exception):
+    """Base class of hubbub's exceptions."""
+
+
+class ProtocolError(HubbubError):
+    """The peer broke RFC 6455; `code` is the close code to answer with."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Abort(HubbubError):
+    """Raised (or `event.abort()`) in a before-middleware to stop an event.
+
+    On connect the handshake is refused with HTTP `status` (403 by default);
+    on a message the handler and after-middleware are skipped.
+    """
+
+    def __init__(self, status: int = 403, reason: str = "Forbidden") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ConnectionClosed(HubbubError):
+    """The connection is closed; nothing more can be sent on it."""
+
+
+class ConfigurationError(HubbubError):
+    """The app or server was configured in a way that cannot work."""

@@ -1,0 +1,114 @@
+"""The event a WebSocket handler or middleware receives."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from hubbub.errors import Abort
+
+if TYPE_CHECKING:
+    from hubbub.connection import Connection
+    from hubbub.http import Headers, QueryParams
+    from hubbub.hub import Hub
+
+EventType = Literal["connect", "message", "disconnect", "drain"]
+
+
+class Event:
+    """What happened on one connection: it connected, sent a message, or went away.
+
+    `data` is the message (str for text, bytes for binary) on "message" events;
+    `close_code` and `close_reason` are set on "disconnect".
+    """
+
+    __slots__ = ("type", "connection", "data", "is_binary", "close_code", "close_reason", "rooms", "_abort")
+
+    def __init__(
+        self,
+        type: EventType,
+        connection: Connection,
+        data: str | bytes | None = None,
+        is_binary: bool = False,
+    ) -> None:
+        self.type = type
+        self.connection = connection
+        self.data = data
+        self.is_binary = is_binary
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.rooms: frozenset[str] = frozenset()
+        self._abort: Abort | None = None
+
+    # ---- the connection's identity and handshake ----------------------------------
+
+    @property
+    def client_id(self) -> str:
+        """The connection's id (a UUID string)."""
+        return self.connection.id
+
+    @property
+    def path(self) -> str:
+        """The request path the connection was opened on."""
+        return self.connection.path
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Path parameters of the route, e.g. {"room": "lobby"} for /chat/{room}."""
+        return self.connection.params
+
+    @property
+    def query(self) -> QueryParams:
+        """Query-string parameters of the handshake."""
+        return self.connection.query
+
+    @property
+    def headers(self) -> Headers:
+        """Headers of the handshake request."""
+        return self.connection.headers
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        """The client's (address, port)."""
+        return self.connection.remote
+
+    @property
+    def hub(self) -> Hub:
+        """The hub: send to other clients, rooms, broadcast."""
+        return self.connection.hub
+
+    # ---- the message -------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The message as text (binary messages are decoded as UTF-8, invalid bytes replaced)."""
+        data = self.data
+        if isinstance(data, str):
+            return data
+        return (data or b"").decode("utf-8", "replace")
+
+    @property
+    def bytes(self) -> bytes:
+        """The message as bytes (text messages are encoded as UTF-8)."""
+        data = self.data
+        if isinstance(data, bytes):
+            return data
+        return (data or "").encode("utf-8")
+
+    # ---- acting --------------------------------------------------------------------
+
+    async def send(self, data: str | bytes) -> bool:
+        """Send to this event's connection (text for str, binary for bytes)."""
+        return await self.connection.send(data)
+
+    def abort(self, status: int = 403, reason: str = "Forbidden") -> None:
+        """From a before-middleware: stop this event (see `hubbub.Abort`)."""
+        self._abort = Abort(status, reason)
+
+    @property
+    def aborted(self) -> Abort | None:
+        """The abort, if a middleware stopped this event."""
+        return self._abort
+
+    def __repr__(self) -> str:
+        extra: Any = self.data if self.type == "message" else self.close_code
+        return f"<Event {self.type} {self.client_id} {extra!r}>"

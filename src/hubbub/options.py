@@ -1,0 +1,84 @@
+"""Server options: limits, timeouts, compression and backpressure, with their defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from hubbub.errors import ConfigurationError
+from hubbub.transport.deflate import CompressionMode
+
+BackpressurePolicy = Literal["drop", "close"]
+OverCapacity = Literal["reject", "close"]
+
+
+@dataclass(slots=True)
+class ServerOptions:
+    """Everything the server enforces per connection and for the whole process.
+
+    Times are in seconds; 0 or None switches a timer off. Sizes are in bytes.
+    """
+
+    compression: CompressionMode = "disabled"
+    """permessage-deflate: "disabled", "shared" (one compressed frame per broadcast,
+    no server context takeover) or "dedicated" (a zlib context per connection)."""
+    compression_threshold: int = 128
+    """Messages shorter than this are sent uncompressed even when compression is on."""
+    max_message_size: int = 1024 * 1024
+    """A bigger incoming message closes the connection with 1009."""
+    max_backpressure: int = 256 * 1024
+    """Bytes a connection may have queued for sending before `backpressure_policy` applies."""
+    backpressure_policy: BackpressurePolicy = "close"
+    """"close": a slow reader over the limit is disconnected (1008); "drop": the new
+    message is dropped and counted in the dropped-message count."""
+    ping_interval: float | None = 20.0
+    """Ping a connection that has been silent this long."""
+    ping_timeout: float | None = 20.0
+    """Close (1011) a connection whose ping gets no answer in this time."""
+    idle_timeout: float | None = None
+    """Close (1001) a connection that sent no message for this long."""
+    max_lifetime: float | None = None
+    """Close (1001) any connection older than this."""
+    handshake_timeout: float = 10.0
+    """Time allowed for the HTTP request (and the upgrade) to arrive; then 408."""
+    close_timeout: float = 5.0
+    """Time allowed for the peer to answer a close frame before the socket is dropped."""
+    allowed_origins: list[str] | None = None
+    """Browser origins allowed to connect (others get 403); None allows any."""
+    max_connections: int | None = None
+    """Global WebSocket connection limit for this server."""
+    over_capacity: OverCapacity = "reject"
+    """"reject": refuse the handshake with 503; "close": accept, then close with 1013."""
+    max_pending_messages: int = 64
+    """Incoming messages queued behind a busy handler before reading pauses."""
+    max_request_head: int = 16 * 1024
+    """Largest HTTP request line + headers; bigger gets 431."""
+    max_request_body: int = 1024 * 1024
+    """Largest HTTP request body; bigger gets 413."""
+    shutdown_timeout: float = 10.0
+    """On SIGTERM/SIGINT: how long running handlers get to finish."""
+    shutdown_message: str | bytes | None = None
+    """Sent to every client before the 1001 close on shutdown."""
+    tick: float = field(default=1.0)
+    """How often timers (heartbeat, idle, lifetime) are checked."""
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("disabled", "shared", "dedicated"):
+            raise ConfigurationError(f"compression must be disabled, shared or dedicated, not {self.compression!r}")
+        if self.backpressure_policy not in ("drop", "close"):
+            raise ConfigurationError(f"backpressure_policy must be drop or close, not {self.backpressure_policy!r}")
+        if self.over_capacity not in ("reject", "close"):
+            raise ConfigurationError(f"over_capacity must be reject or close, not {self.over_capacity!r}")
+        for name in ("max_message_size", "max_backpressure", "max_request_head", "max_request_body"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+
+    def replace(self, **changes: Any) -> ServerOptions:
+        """A copy with some options changed (unknown names raise ConfigurationError)."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigurationError(f"unknown server option(s): {', '.join(sorted(unknown))}")
+        values = {name: getattr(self, name) for name in known}
+        values.update(changes)
+        return ServerOptions(**values)

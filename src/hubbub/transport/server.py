@@ -1,0 +1,432 @@
+"""The listening server: HTTP/1.1 on a socket, upgraded to WebSocket on request.
+
+`HttpProtocol` parses requests (httptools), hands them to a `Dispatcher` (the
+app), and on an accepted upgrade switches the socket to a `WebSocketProtocol`.
+`Server` owns the listening socket, the open connections, the timer sweep
+(heartbeat, idle, lifetime) and the closing of everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from typing import Protocol
+from urllib.parse import unquote
+
+import httptools
+
+from hubbub.http import Headers, Request, Response, error_response
+from hubbub.options import ServerOptions
+from hubbub.transport import handshake
+from hubbub.transport.deflate import DeflateParams
+from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TRY_AGAIN_LATER
+from hubbub.transport.outbox import flusher_for
+from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
+
+logger = logging.getLogger("hubbub.server")
+
+
+class Session(WebSocketListener, Protocol):
+    """The app's side of an accepted WebSocket connection."""
+
+    subprotocol: str | None
+
+    def attach(self, ws: WebSocketProtocol) -> None:
+        """The handshake is done and `ws` is open."""
+
+
+class Dispatcher(Protocol):
+    """What the server asks of the app."""
+
+    async def handle_http(self, request: Request) -> Response:
+        """Answer a plain HTTP request."""
+
+    async def handle_upgrade(self, request: Request) -> Response | Session:
+        """Accept a WebSocket upgrade (return a Session) or refuse it (return a Response)."""
+
+
+class _Refused:
+    """Listener of a connection accepted only to be closed (over capacity)."""
+
+    subprotocol = None
+
+    def ws_message(self, data: str | bytes, is_binary: bool) -> None:
+        pass
+
+    def ws_closed(self, code: int, reason: str) -> None:
+        pass
+
+    def ws_drain(self) -> None:
+        pass
+
+    def attach(self, ws: WebSocketProtocol) -> None:
+        ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity")
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client socket while it speaks HTTP."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._opts = server.opts
+        self._loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self._client: tuple[str, int] = ("", 0)
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._in_head = True
+        self._queue: deque[tuple[Request, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._upgrade_data: bytes | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._done = False
+
+    # ---- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._client = (str(peer[0]), int(peer[1]))
+        self._server.http_connections.add(self)
+        self._arm_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done = True
+        self._server.http_connections.discard(self)
+        self._cancel_timer()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self._upgrade_data is not None:
+            self._upgrade_data += data
+            if len(self._upgrade_data) > self._opts.max_message_size + 64:
+                self._respond_and_close(error_response(400, "data before the handshake completed"))
+            return
+        if self._in_head:
+            self._head_size += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0] if upgrade.args else len(data)
+            self._upgrade_data = data[offset:]
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        except httptools.HttpParserError:
+            self._respond_and_close(error_response(400, "malformed HTTP request"))
+            return
+        except _RequestRefused as refused:
+            self._respond_and_close(refused.response)
+            return
+        if self._in_head and self._head_size > self._opts.max_request_head:
+            self._respond_and_close(error_response(431, "request headers too large"))
+
+    # ---- httptools callbacks ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._body_size = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_size = 0
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._opts.max_request_body:
+            raise _RequestRefused(error_response(413, "request body too large"))
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        try:
+            parsed = httptools.parse_url(self._url)
+        except httptools.HttpParserInvalidURLError:
+            raise _RequestRefused(error_response(400, "invalid request target")) from None
+        request = Request(
+            method=self._parser.get_method().decode("ascii"),
+            path=unquote(parsed.path.decode("latin-1")),
+            query_string=(parsed.query or b"").decode("latin-1"),
+            headers=Headers(items=self._headers),
+            client=self._client,
+            body=b"".join(self._body),
+            http_version=self._parser.get_http_version(),
+        )
+        self._queue.append((request, self._parser.should_keep_alive()))
+        self._cancel_timer()
+        if self._worker is None or self._worker.done():
+            self._worker = self._loop.create_task(self._serve())
+
+    # ---- serving -----------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        while self._queue and not self._done:
+            request, keep_alive = self._queue.popleft()
+            if self._upgrade_data is not None and not self._queue:
+                await self._upgrade(request)
+                return
+            response = await self._server.call_http(request)
+            if self._done:
+                return
+            keep_alive = keep_alive and not self._server.closing
+            assert self.transport is not None
+            self.transport.write(response.encode(keep_alive=keep_alive, head_only=request.method == "HEAD"))
+            if not keep_alive:
+                self._finish()
+                return
+        if not self._done:
+            self._arm_timer()
+
+    async def _upgrade(self, request: Request) -> None:
+        server = self._server
+        opts = self._opts
+        checked = handshake.check_upgrade(request)
+        if isinstance(checked, Response):
+            self._respond_and_close(checked)
+            return
+        if not handshake.origin_allowed(request, opts.allowed_origins):
+            self._respond_and_close(error_response(403, "origin not allowed"))
+            return
+        if server.closing:
+            self._respond_and_close(error_response(503, "server shutting down"))
+            return
+        at_capacity = opts.max_connections is not None and server.websocket_count >= opts.max_connections
+        if at_capacity and opts.over_capacity == "reject":
+            self._respond_and_close(error_response(503, "server at capacity", {"retry-after": "5"}))
+            return
+        session: Response | Session
+        if at_capacity:
+            session = _Refused()
+        else:
+            server.pending_upgrades += 1
+            try:
+                session = await server.call_upgrade(request)
+            finally:
+                server.pending_upgrades -= 1
+        if self._done:
+            return
+        if isinstance(session, Response):
+            self._respond_and_close(session)
+            return
+        self._switch(checked, request, session)
+
+    def _switch(self, key: str, request: Request, session: Session) -> None:
+        transport = self.transport
+        assert transport is not None
+        deflate = handshake.negotiate_deflate(request, self._opts.compression)
+        transport.write(handshake.switching_protocols(key, session.subprotocol, deflate))
+        self._done = True
+        self._cancel_timer()
+        self._server.http_connections.discard(self)
+        ws = self._server.open_websocket(transport, session, deflate)
+        transport.set_protocol(ws)
+        session.attach(ws)
+        leftover = self._upgrade_data
+        self._upgrade_data = None
+        transport.resume_reading()
+        if leftover and ws.state == OPEN:
+            ws.data_received(leftover)
+
+    def _respond_and_close(self, response: Response) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(response.encode(keep_alive=False))
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_idle(self) -> None:
+        """On shutdown: close if no request is being served."""
+        if self._worker is None or self._worker.done():
+            self._finish()
+
+    # ---- handshake / keep-alive timer ---------------------------------------------
+
+    def _arm_timer(self) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(self._opts.handshake_timeout, self._timed_out)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._worker is not None and not self._worker.done():
+            return
+        if self._head_size or self._body_size:
+            self._respond_and_close(error_response(408, "request timed out"))
+        else:
+            self._finish()
+
+
+class _RequestRefused(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+class Server:
+    """A listening socket, its connections, and their timers."""
+
+    def __init__(self, dispatcher: Dispatcher, opts: ServerOptions, stats: TransportStats | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.opts = opts
+        self.loop = asyncio.get_running_loop()
+        self.flusher = flusher_for(self.loop)
+        self.stats = stats or TransportStats()
+        self.websockets: set[WebSocketProtocol] = set()
+        self.http_connections: set[HttpProtocol] = set()
+        self.pending_upgrades = 0
+        self.closing = False
+        self._servers: list[asyncio.base_events.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    @property
+    def websocket_count(self) -> int:
+        """Open WebSocket connections plus handshakes being decided."""
+        return len(self.websockets) + self.pending_upgrades
+
+    async def listen(self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None) -> int:
+        """Start accepting on host:port (or an existing socket); return the bound port."""
+        if sock is not None:
+            srv = await self.loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=4096)
+        else:
+            srv = await self.loop.create_server(
+                lambda: HttpProtocol(self), host, port, reuse_port=reuse_port or None, backlog=4096
+            )
+        self._servers.append(srv)
+        self._schedule_sweep()
+        bound: int = srv.sockets[0].getsockname()[1]
+        return bound
+
+    async def call_http(self, request: Request) -> Response:
+        """Run the app's HTTP handler; an unexpected error becomes a 500."""
+        try:
+            return await self.dispatcher.handle_http(request)
+        except Exception:
+            logger.exception("HTTP handler failed for %s %s", request.method, request.path)
+            return error_response(500, "internal server error")
+
+    async def call_upgrade(self, request: Request) -> Response | Session:
+        """Ask the app about an upgrade; an unexpected error refuses it with 500."""
+        try:
+            return await self.dispatcher.handle_upgrade(request)
+        except Exception:
+            logger.exception("upgrade handling failed for %s", request.path)
+            return error_response(500, "internal server error")
+
+    def open_websocket(
+        self, transport: asyncio.Transport, session: Session, deflate: DeflateParams | None
+    ) -> WebSocketProtocol:
+        """Create and register the WebSocket side of an upgraded socket."""
+        ws = _TrackedWebSocket(transport, session, self.opts, self.flusher, self.stats, deflate, self.loop.time())
+        ws.server = self
+        self.websockets.add(ws)
+        self._all_closed.clear()
+        return ws
+
+    def forget(self, ws: WebSocketProtocol) -> None:
+        """A WebSocket connection is gone."""
+        self.websockets.discard(ws)
+        if not self.websockets:
+            self._all_closed.set()
+
+    # ---- timers --------------------------------------------------------------------
+
+    def _schedule_sweep(self) -> None:
+        if self._sweeper is None and not self.closing:
+            self._sweeper = self.loop.call_later(self.opts.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.loop.time()
+        opts = self.opts
+        ping_interval = opts.ping_interval or 0.0
+        ping_timeout = opts.ping_timeout or 0.0
+        idle = opts.idle_timeout or 0.0
+        lifetime = opts.max_lifetime or 0.0
+        for ws in list(self.websockets):
+            if ws.heard:
+                ws.heard = False
+                ws.last_heard = now
+            if ws.got_message:
+                ws.got_message = False
+                ws.last_message = now
+            if ws.state != OPEN:
+                continue
+            if lifetime and now - ws.opened_at >= lifetime:
+                ws.close(CLOSE_GOING_AWAY, "connection lifetime exceeded")
+            elif idle and now - ws.last_message >= idle:
+                ws.close(CLOSE_GOING_AWAY, "idle timeout")
+            elif ping_interval:
+                if ws.ping_sent_at:
+                    if ping_timeout and now - ws.ping_sent_at >= ping_timeout:
+                        ws.abort(CLOSE_INTERNAL_ERROR, "ping timeout")
+                elif now - ws.last_heard >= ping_interval:
+                    ws.ping(now)
+        self._schedule_sweep()
+
+    # ---- shutdown --------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; open connections stay."""
+        self.closing = True
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self.http_connections):
+            conn.close_idle()
+
+    def close_websockets(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Start the close handshake on every open WebSocket."""
+        for ws in list(self.websockets):
+            ws.close(code, reason)
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until every WebSocket is gone; abort the rest after `timeout`. True if all closed cleanly."""
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), timeout)
+            clean = True
+        except TimeoutError:
+            clean = False
+            for ws in list(self.websockets):
+                ws.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for srv in self._servers:
+            await srv.wait_closed()
+        return clean
+
+
+class _TrackedWebSocket(WebSocketProtocol):
+    """A WebSocket that tells its server when it is gone."""
+
+    __slots__ = ("server",)
+
+    server: Server
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.forget(self)
+        super().connection_lost(exc)
+

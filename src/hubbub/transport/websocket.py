@@ -1,0 +1,323 @@
+"""A server-side WebSocket connection on an asyncio transport.
+
+Bytes in go through `MessageReader` in one pass; messages go up to a
+`WebSocketListener`. Frames out are queued in a bounded outbox and leave in one
+write per event-loop iteration (see `outbox`). This layer knows nothing of
+rooms or users; it enforces the per-connection limits of `ServerOptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, Protocol
+
+from hubbub.options import ServerOptions
+from hubbub.transport.deflate import Deflater, DeflateParams, Inflater
+from hubbub.transport.framing import (
+    CLOSE_ABNORMAL,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    FAIL,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    MessageReader,
+    close_payload,
+    encode_frame,
+)
+from hubbub.transport.message import Outgoing
+from hubbub.transport.outbox import Flusher
+
+OPEN: Final = 0
+CLOSING: Final = 1
+"""We sent a close frame and wait for the peer's."""
+CLOSED: Final = 2
+"""The close handshake is over (or failed); the socket is closing."""
+
+
+class WebSocketListener(Protocol):
+    """What a WebSocket connection reports upward (implemented by the app layer)."""
+
+    def ws_message(self, data: str | bytes, is_binary: bool) -> None: ...
+
+    def ws_closed(self, code: int, reason: str) -> None: ...
+
+    def ws_drain(self) -> None: ...
+
+
+class TransportStats:
+    """Counters shared by every connection of a server."""
+
+    __slots__ = ("dropped_messages",)
+
+    def __init__(self) -> None:
+        self.dropped_messages = 0
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One open WebSocket connection (server side)."""
+
+    __slots__ = (
+        "transport",
+        "listener",
+        "_opts",
+        "_reader",
+        "_flusher",
+        "_stats",
+        "_out",
+        "_out_size",
+        "_paused",
+        "_reading_paused",
+        "state",
+        "close_code",
+        "close_reason",
+        "_close_timer",
+        "_deflate_bits",
+        "_deflater",
+        "heard",
+        "got_message",
+        "ping_sent_at",
+        "last_heard",
+        "last_message",
+        "opened_at",
+        "dropped",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        listener: WebSocketListener,
+        opts: ServerOptions,
+        flusher: Flusher,
+        stats: TransportStats,
+        deflate: DeflateParams | None,
+        now: float,
+    ) -> None:
+        self.transport = transport
+        self.listener = listener
+        self._opts = opts
+        self._flusher = flusher
+        self._stats = stats
+        self._reader = MessageReader(
+            max_message_size=opts.max_message_size,
+            inflater=Inflater(deflate) if deflate is not None else None,
+        )
+        self._out: list[bytes] | None = None
+        self._out_size = 0
+        self._paused = False
+        self._reading_paused = False
+        self.state = OPEN
+        self.close_code = CLOSE_ABNORMAL
+        self.close_reason = ""
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._deflate_bits = 0
+        self._deflater: Deflater | None = None
+        if deflate is not None:
+            self._deflate_bits = deflate.server_max_window_bits
+            if opts.compression == "dedicated":
+                self._deflater = Deflater(
+                    no_context_takeover=deflate.server_no_context_takeover,
+                    window_bits=deflate.server_max_window_bits,
+                )
+        self.heard = False
+        self.got_message = False
+        self.ping_sent_at = 0.0
+        self.last_heard = now
+        self.last_message = now
+        self.opened_at = now
+        self.dropped = 0
+        transport.set_write_buffer_limits(high=0, low=0)
+
+    # ---- incoming -------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        if self.state == CLOSED:
+            return
+        listener = self.listener
+        for event in self._reader.feed(data):
+            kind = event[0]
+            if kind == OP_TEXT:
+                if self.state == OPEN:
+                    self.got_message = True
+                    listener.ws_message(event[1], False)
+            elif kind == OP_BINARY:
+                if self.state == OPEN:
+                    self.got_message = True
+                    listener.ws_message(event[1], True)
+            elif kind == OP_PING:
+                if self.state == OPEN:
+                    self._queue(encode_frame(OP_PONG, event[1]))  # type: ignore[arg-type]
+            elif kind == OP_PONG:
+                self.ping_sent_at = 0.0
+            elif kind == OP_CLOSE:
+                self._close_received(event[1], event[2])  # type: ignore[misc]
+                return
+            elif kind == FAIL:
+                self._fail(event[1], event[2])  # type: ignore[misc]
+                return
+
+    def eof_received(self) -> bool | None:
+        if self.state != CLOSED:
+            self.close_code = CLOSE_ABNORMAL
+            self.close_reason = "connection dropped without a close frame"
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        was = self.state
+        self.state = CLOSED
+        self._out = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if was == OPEN:
+            self.close_code = CLOSE_ABNORMAL
+            self.close_reason = "connection dropped without a close frame"
+        self.listener.ws_closed(self.close_code, self.close_reason)
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (the app is behind on this connection's messages)."""
+        if not self._reading_paused and self.state != CLOSED:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read from the socket again."""
+        if self._reading_paused:
+            self._reading_paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    # ---- outgoing -------------------------------------------------------------
+
+    def send(self, data: str | bytes) -> bool:
+        """Queue a text (str) or binary (bytes) message; False if dropped or closed."""
+        if self._deflate_bits:
+            return self.send_message(Outgoing(data))
+        if isinstance(data, str):
+            return self.send_frame(encode_frame(OP_TEXT, data.encode("utf-8")))
+        return self.send_frame(encode_frame(OP_BINARY, bytes(data)))
+
+    def send_message(self, message: Outgoing) -> bool:
+        """Queue a message that may be going to many connections (frames built once)."""
+        if not self._deflate_bits or len(message.payload) < self._opts.compression_threshold:
+            return self.send_frame(message.plain)
+        deflater = self._deflater
+        if deflater is None:
+            return self.send_frame(message.shared(self._deflate_bits))
+        return self.send_frame(encode_frame(message.opcode, deflater.compress(message.payload), rsv1=True))
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an encoded data frame, applying the backpressure limit."""
+        if self.state != OPEN:
+            return False
+        out = self._out
+        if out is None and not self._paused:
+            self._out = [frame]
+            self._out_size = len(frame)
+            self._flusher.mark(self)
+            return True
+        backlog = self._out_size + len(frame)
+        if self._paused:
+            backlog += self.transport.get_write_buffer_size()
+        if backlog > self._opts.max_backpressure:
+            return self._over_limit()
+        self._queue(frame)
+        return True
+
+    def _over_limit(self) -> bool:
+        self.dropped += 1
+        self._stats.dropped_messages += 1
+        if self._opts.backpressure_policy == "close":
+            self.close_code = CLOSE_POLICY
+            self.close_reason = "backpressure limit exceeded"
+            self.state = CLOSED
+            self._out = None
+            self.transport.abort()
+        return False
+
+    def _queue(self, frame: bytes) -> None:
+        out = self._out
+        if out is None:
+            self._out = [frame]
+            self._out_size = len(frame)
+            self._flusher.mark(self)
+        else:
+            out.append(frame)
+            self._out_size += len(frame)
+
+    def flush(self) -> None:
+        """Write everything queued in one call (the flusher calls this once per iteration)."""
+        out = self._out
+        if out is None:
+            return
+        self._out = None
+        self._out_size = 0
+        if self.transport.is_closing():
+            return
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._out is None and self.state == OPEN:
+            self.listener.ws_drain()
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued for this connection and not yet handed to the kernel."""
+        return self._out_size + self.transport.get_write_buffer_size()
+
+    def ping(self, now: float, payload: bytes = b"") -> None:
+        """Send a ping; the heartbeat checks `ping_sent_at` for the answer."""
+        if self.state == OPEN:
+            self.ping_sent_at = now
+            self._queue(encode_frame(OP_PING, payload))
+
+    # ---- closing --------------------------------------------------------------
+
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Start the close handshake; the socket drops if the peer does not answer in time."""
+        if self.state != OPEN:
+            return
+        self.state = CLOSING
+        self.close_code = code
+        self.close_reason = reason
+        self._queue(encode_frame(OP_CLOSE, close_payload(code, reason)))
+        self._close_timer = asyncio.get_running_loop().call_later(self._opts.close_timeout, self.abort)
+
+    def abort(self, code: int | None = None, reason: str | None = None) -> None:
+        """Drop the socket now, without a close handshake."""
+        if code is not None:
+            self.close_code = code
+        if reason is not None:
+            self.close_reason = reason
+        self.state = CLOSED
+        self._out = None
+        self.transport.abort()
+
+    def _close_received(self, code: int, reason: str) -> None:
+        if self.state == OPEN:
+            self.close_code = code
+            self.close_reason = reason
+            self._queue(encode_frame(OP_CLOSE, close_payload(code)))
+        self.state = CLOSED
+        self.flush()
+        self.transport.close()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The peer broke the protocol: send our close frame, half-close, drop after a timeout."""
+        if self.state == OPEN:
+            self.close_code = code
+            self.close_reason = reason
+            self._queue(encode_frame(OP_CLOSE, close_payload(code, reason)))
+        self.state = CLOSED
+        self.flush()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self._close_timer is None:
+            self._close_timer = asyncio.get_running_loop().call_later(self._opts.close_timeout, self.abort)
