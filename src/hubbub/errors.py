@@ -35,3 +35,13 @@ class ConnectionClosed(HubbubError):
 
 class ConfigurationError(HubbubError):
     """The app or server was configured in a way that cannot work."""
+
+
+class HandshakeError(HubbubError):
+    """The server refused a WebSocket handshake (client side)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(f"handshake refused with HTTP {status}")
+        self.status = status
+        self.headers = headers
+        self.body = body
