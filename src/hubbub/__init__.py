@@ -1,12 +1,12 @@
 """hubbub: a real-time WebSocket server framework.
 
-    from hubbub import App
+from hubbub import App
 
-    app = App()
+app = App()
 
-    @app.websocket("/echo")
-    async def echo(event):
-        await event.send(event.data)
+@app.websocket("/echo")
+async def echo(event):
+    await event.send(event.data)
 """
 
 from hubbub.app import App

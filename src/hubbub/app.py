@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,7 +70,7 @@ class App:
         self._after_http: list[HttpMiddleware] = []
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
-        self._background: list[Callable[[], Awaitable[Any]]] = []
+        self._background: list[Callable[[], Coroutine[Any, Any, Any]]] = []
         self._pipelines: dict[int, Pipeline] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
@@ -136,9 +136,7 @@ class App:
         """Decorator: an HTTP handler `async def handler(request) -> Response | dict | str`."""
 
         def register(handler: F) -> F:
-            self._http_routes.append(
-                HttpRoute.create(path, methods, handler, before=list(before), after=list(after))
-            )
+            self._http_routes.append(HttpRoute.create(path, methods, handler, before=list(before), after=list(after)))
             return handler
 
         return register

@@ -56,17 +56,17 @@ class _ClientProtocol(asyncio.Protocol):
         for event in self.reader.feed(data):
             kind = event[0]
             if kind == OP_TEXT or kind == OP_BINARY:
-                self.messages.append(event[1])  # type: ignore[arg-type]
+                self.messages.append(event[1])
                 self._wake()
             elif kind == OP_PING:
-                self._write(encode_frame(OP_PONG, event[1], mask=os.urandom(4)))  # type: ignore[arg-type]
+                self._write(encode_frame(OP_PONG, event[1], mask=os.urandom(4)))
             elif kind == OP_PONG:
                 self.pongs += 1
             elif kind == OP_CLOSE or kind == FAIL:
-                self.close_code, self.close_reason = event[1], event[2]  # type: ignore[misc]
+                self.close_code, self.close_reason = event[1], event[2]
                 if kind == OP_CLOSE and not self.close_sent:
                     self.close_sent = True
-                    self._write(encode_frame(OP_CLOSE, close_payload(event[1]), mask=os.urandom(4)))  # type: ignore[arg-type]
+                    self._write(encode_frame(OP_CLOSE, close_payload(event[1]), mask=os.urandom(4)))
                 if not self.closed.done():
                     self.closed.set_result(None)
                 self._wake()

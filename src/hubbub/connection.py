@@ -27,20 +27,20 @@ class Connection:
     connect, then each message, then disconnect. A handler that never waits costs no Task."""
 
     __slots__ = (
+        "_busy",
+        "_closed",
+        "_connect_event",
+        "_inbox",
+        "_pipeline",
+        "_state",
+        "_tasks",
+        "_ws",
+        "hub",
         "id",
         "request",
-        "hub",
+        "rooms",
         "subprotocol",
         "user",
-        "rooms",
-        "_state",
-        "_ws",
-        "_pipeline",
-        "_busy",
-        "_inbox",
-        "_tasks",
-        "_connect_event",
-        "_closed",
     )
 
     def __init__(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from hubbub.events import Event
 
-Handler = Callable[[Event], Awaitable[Any]]
+Handler = Callable[[Event], Coroutine[Any, Any, Any]]
 AnyHandler = Callable[[Event], Awaitable[Any] | Any]
 T = TypeVar("T")
 

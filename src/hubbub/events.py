@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any, Literal
 
 from hubbub.errors import Abort
@@ -21,7 +22,7 @@ class Event:
     `close_code` and `close_reason` are set on "disconnect".
     """
 
-    __slots__ = ("type", "connection", "data", "is_binary", "close_code", "close_reason", "rooms", "_abort")
+    __slots__ = ("_abort", "close_code", "close_reason", "connection", "data", "is_binary", "rooms", "type")
 
     def __init__(
         self,
@@ -87,7 +88,7 @@ class Event:
         return (data or b"").decode("utf-8", "replace")
 
     @property
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         """The message as bytes (text messages are encoded as UTF-8)."""
         data = self.data
         if isinstance(data, bytes):
@@ -96,7 +97,7 @@ class Event:
 
     # ---- acting --------------------------------------------------------------------
 
-    async def send(self, data: str | bytes) -> bool:
+    async def send(self, data: str | builtins.bytes) -> bool:
         """Send to this event's connection (text for str, binary for bytes)."""
         return await self.connection.send(data)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class Headers(Mapping[str, str]):
     """Case-insensitive, read-only request headers, parsed on first use from the raw head."""
 
-    __slots__ = ("_raw", "_items", "_index")
+    __slots__ = ("_index", "_items", "_raw")
 
     def __init__(self, raw_head: bytes = b"", items: Iterable[tuple[str, str]] | None = None) -> None:
         self._raw = raw_head
@@ -103,16 +103,16 @@ class Request:
     """One HTTP request (also the handshake of a WebSocket connection)."""
 
     __slots__ = (
-        "method",
-        "path",
-        "query_string",
-        "client",
-        "body",
-        "path_params",
-        "http_version",
         "_headers",
         "_query",
         "_upgrade_to",
+        "body",
+        "client",
+        "http_version",
+        "method",
+        "path",
+        "path_params",
+        "query_string",
     )
 
     def __init__(
@@ -184,7 +184,7 @@ class Request:
 class Response:
     """An HTTP response; `body` may be bytes or str (encoded as UTF-8)."""
 
-    __slots__ = ("status", "body", "headers", "media_type")
+    __slots__ = ("body", "headers", "media_type", "status")
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ class Pipeline:
     the handler; then after-middleware (endpoint first, then global).
     """
 
-    __slots__ = ("endpoint", "before", "after", "handlers", "on_drain", "max_pending")
+    __slots__ = ("after", "before", "endpoint", "handlers", "max_pending", "on_drain")
 
     def __init__(
         self,

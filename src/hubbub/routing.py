@@ -16,7 +16,7 @@ _CONVERTERS = {"str": "[^/]+", "path": ".*", "int": "[0-9]+"}
 class PathPattern:
     """A compiled path template; `{name}` matches one segment, `{name:path}` the rest."""
 
-    __slots__ = ("template", "_regex", "param_names")
+    __slots__ = ("_regex", "param_names", "template")
 
     def __init__(self, template: str) -> None:
         if not template.startswith("/"):

@@ -47,7 +47,7 @@ class RunningServer:
         clean = await self.server.wait_closed(max(0.0, min(opts.close_timeout, deadline - time.monotonic())))
         pending = set(self.app.tasks)
         if pending:
-            done, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            _, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
             clean = clean and not pending

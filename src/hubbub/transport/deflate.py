@@ -127,7 +127,7 @@ def negotiate(header_values: list[str], mode: CompressionMode) -> DeflateParams 
 class Inflater:
     """Decompresses incoming messages, chunk by chunk, within a size limit."""
 
-    __slots__ = ("_reset_each_message", "_wbits", "_inflate")
+    __slots__ = ("_inflate", "_reset_each_message", "_wbits")
 
     def __init__(self, params: DeflateParams) -> None:
         self._reset_each_message = params.client_no_context_takeover
@@ -158,7 +158,7 @@ class Inflater:
 class Deflater:
     """Compresses outgoing messages. Without context takeover, every message stands alone."""
 
-    __slots__ = ("_no_context_takeover", "_wbits", "_deflate")
+    __slots__ = ("_deflate", "_no_context_takeover", "_wbits")
 
     def __init__(self, *, no_context_takeover: bool, window_bits: int) -> None:
         self._no_context_takeover = no_context_takeover

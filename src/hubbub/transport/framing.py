@@ -11,7 +11,7 @@ before it, so the caller can act on earlier messages first.
 from __future__ import annotations
 
 import codecs
-from typing import Final, Union
+from typing import Any, Final
 
 from hubbub.errors import ProtocolError
 from hubbub.transport._mask import apply_mask
@@ -41,7 +41,7 @@ CLOSE_TRY_AGAIN_LATER: Final = 1013
 _KNOWN_OPCODES: Final = frozenset((OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
-Event = Union[tuple[int, str], tuple[int, bytes], tuple[int, int, str]]
+Event = tuple[Any, ...]
 """(OP_TEXT, str) | (OP_BINARY, bytes) | (OP_PING/OP_PONG, bytes) |
 (OP_CLOSE, code, reason) | (FAIL, code, reason)."""
 
@@ -134,7 +134,7 @@ class MessageReader:
         self._f_offset = 0
         self._f_control_parts: list[bytes] = []
         self._m_opcode = 0
-        self._m_parts: list[bytes] | list[str] = []
+        self._m_parts: list[Any] = []
         self._m_size = 0
         self._m_decoder: codecs.IncrementalDecoder | None = None
         self._m_compressed = False
@@ -294,11 +294,11 @@ class MessageReader:
         decoder = self._m_decoder
         if decoder is not None:
             try:
-                self._m_parts.append(decoder.decode(chunk))  # type: ignore[arg-type]
+                self._m_parts.append(decoder.decode(chunk))
             except UnicodeDecodeError:
                 raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
         else:
-            self._m_parts.append(chunk)  # type: ignore[arg-type]
+            self._m_parts.append(chunk)
 
     def _finish_message(self, events: list[Event]) -> None:
         if self._m_compressed:
@@ -310,9 +310,9 @@ class MessageReader:
                 tail = decoder.decode(b"", True)
             except UnicodeDecodeError:
                 raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
-            events.append((OP_TEXT, "".join(self._m_parts) + tail))  # type: ignore[arg-type]
+            events.append((OP_TEXT, "".join(self._m_parts) + tail))
         else:
-            events.append((OP_BINARY, b"".join(self._m_parts)))  # type: ignore[arg-type]
+            events.append((OP_BINARY, b"".join(self._m_parts)))
         self._m_opcode = 0
         self._m_parts = []
         self._m_size = 0

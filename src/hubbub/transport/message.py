@@ -14,7 +14,7 @@ class Outgoing:
     takeover ("shared" compression), keyed by window size.
     """
 
-    __slots__ = ("opcode", "payload", "_plain", "_shared")
+    __slots__ = ("_plain", "_shared", "opcode", "payload")
 
     def __init__(self, data: str | bytes | bytearray | memoryview) -> None:
         if isinstance(data, str):

@@ -21,7 +21,7 @@ class Flushable(Protocol):
 class Flusher:
     """Collects connections with pending frames and flushes them all in one callback."""
 
-    __slots__ = ("_loop", "_dirty", "_scheduled")
+    __slots__ = ("_dirty", "_loop", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop

@@ -50,7 +50,7 @@ class Dispatcher(Protocol):
 class _Refused:
     """Listener of a connection accepted only to be closed (over capacity)."""
 
-    subprotocol = None
+    subprotocol: str | None = None
 
     def ws_message(self, data: str | bytes, is_binary: bool) -> None:
         pass
@@ -429,4 +429,3 @@ class _TrackedWebSocket(WebSocketProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.forget(self)
         super().connection_lost(exc)
-

@@ -12,7 +12,7 @@ import asyncio
 from typing import Final, Protocol
 
 from hubbub.options import ServerOptions
-from hubbub.transport.deflate import Deflater, DeflateParams, Inflater
+from hubbub.transport.deflate import DeflateParams, Deflater, Inflater
 from hubbub.transport.framing import (
     CLOSE_ABNORMAL,
     CLOSE_NORMAL,
@@ -60,29 +60,29 @@ class WebSocketProtocol(asyncio.Protocol):
     """One open WebSocket connection (server side)."""
 
     __slots__ = (
-        "transport",
-        "listener",
-        "_opts",
-        "_reader",
-        "_flusher",
-        "_stats",
-        "_out",
-        "_out_size",
-        "_paused",
-        "_reading_paused",
-        "state",
-        "close_code",
-        "close_reason",
         "_close_timer",
         "_deflate_bits",
         "_deflater",
-        "heard",
+        "_flusher",
+        "_opts",
+        "_out",
+        "_out_size",
+        "_paused",
+        "_reader",
+        "_reading_paused",
+        "_stats",
+        "close_code",
+        "close_reason",
+        "dropped",
         "got_message",
-        "ping_sent_at",
+        "heard",
         "last_heard",
         "last_message",
+        "listener",
         "opened_at",
-        "dropped",
+        "ping_sent_at",
+        "state",
+        "transport",
     )
 
     def __init__(
@@ -149,14 +149,14 @@ class WebSocketProtocol(asyncio.Protocol):
                     listener.ws_message(event[1], True)
             elif kind == OP_PING:
                 if self.state == OPEN:
-                    self._queue(encode_frame(OP_PONG, event[1]))  # type: ignore[arg-type]
+                    self._queue(encode_frame(OP_PONG, event[1]))
             elif kind == OP_PONG:
                 self.ping_sent_at = 0.0
             elif kind == OP_CLOSE:
-                self._close_received(event[1], event[2])  # type: ignore[misc]
+                self._close_received(event[1], event[2])
                 return
             elif kind == FAIL:
-                self._fail(event[1], event[2])  # type: ignore[misc]
+                self._fail(event[1], event[2])
                 return
 
     def eof_received(self) -> bool | None:
