@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from bench import wsframe
 
@@ -58,9 +58,8 @@ class WsClient(Client):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Send the upgrade request."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self._request)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         """Finish the handshake, then hand complete message counts to on_messages."""
@@ -153,8 +152,7 @@ class RawEchoClient(Client):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Ready as soon as TCP is connected."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.upgraded.set_result(None)
 
     def start(self) -> None:
@@ -229,13 +227,16 @@ async def open_many(
     port: int,
     count: int,
     concurrency: int = 64,
-    timeout: float = 60.0,
+    timeout: float | None = None,
 ) -> list[P]:
     """Open ``count`` connections to 127.0.0.1:``port``, ``concurrency`` at a time.
 
     Returns once every one is connected (and upgraded, for WebSocket clients);
-    on any failure closes those opened so far and raises.
+    on any failure closes those opened so far and raises. The default
+    ``timeout`` allows 10 s plus 5 ms per connection.
     """
+    if timeout is None:
+        timeout = 10 + count / 200
     loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(concurrency)
     opened: list[P] = []

@@ -72,10 +72,54 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpus_busy_seconds(cpus: set[int] | None = None) -> float:
+    """User + nice + system time of ``cpus`` (default: all), from /proc/stat, in seconds.
+
+    Interrupt and softirq time are left out: loopback networking lands there and
+    belongs to the measured processes rather than to anyone else.
+    """
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        if cpus is not None and int(name[3:]) not in cpus:
+            continue
+        total += int(fields[0]) + int(fields[1]) + int(fields[2])
+    return total / CLK_TCK
+
+
 def self_cpu_seconds() -> float:
     """User + system CPU time of this process, in seconds."""
     t = os.times()
     return t.user + t.system
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds used so far by the server, by this process, and by the machine."""
+
+    server: float
+    loadgen: float
+    machine: float
+    wall: float
+
+    @classmethod
+    def take(cls, server_pid: int) -> CpuSnapshot:
+        """Read all three counters now."""
+        return cls(cpu_seconds(server_pid), self_cpu_seconds(), cpus_busy_seconds(), time.perf_counter())
+
+    def usage_since(self, start: CpuSnapshot) -> dict[str, float]:
+        """Server, load-generator and everything-else CPU, in % of one core."""
+        wall = self.wall - start.wall
+        server = self.server - start.server
+        loadgen = self.loadgen - start.loadgen
+        other = max(0.0, self.machine - start.machine - server - loadgen)
+        return {
+            "server_cpu_pct": 100 * server / wall,
+            "loadgen_cpu_pct": 100 * loadgen / wall,
+            "other_cpu_pct": 100 * other / wall,
+        }
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bench import loadgen, wsframe
 from bench.peers import Peer
-from bench.procs import Server, cpu_seconds, rss_kib, self_cpu_seconds
+from bench.procs import CpuSnapshot, Server, rss_kib
 from bench.settings import Settings
 
 _TEXT = b"hubbub-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -78,9 +78,9 @@ async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
         for c in clients:
             c.start()
         await asyncio.sleep(s.echo_warmup)
-        n0, cpu0, gen0, t0 = tally.count, cpu_seconds(server.pid), self_cpu_seconds(), time.perf_counter()
+        n0, cpu0 = tally.count, CpuSnapshot.take(server.pid)
         await asyncio.sleep(s.echo_window)
-        n1, cpu1, gen1, t1 = tally.count, cpu_seconds(server.pid), self_cpu_seconds(), time.perf_counter()
+        n1, cpu1 = tally.count, CpuSnapshot.take(server.pid)
     finally:
         for c in clients:
             c.running = False
@@ -89,12 +89,7 @@ async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
         got = sum(c.counter.payload_bytes for c in clients if isinstance(c, loadgen.EchoClient) and c.counter)
         if got != tally.count * len(payload):
             raise RuntimeError(f"echo returned {got} payload bytes for {tally.count} messages")
-    elapsed = t1 - t0
-    return {
-        "round_trips_per_s": (n1 - n0) / elapsed,
-        "server_cpu_pct": 100 * (cpu1 - cpu0) / elapsed,
-        "loadgen_cpu_pct": 100 * (gen1 - gen0) / elapsed,
-    }
+    return {"round_trips_per_s": (n1 - n0) / (cpu1.wall - cpu0.wall), **cpu1.usage_since(cpu0)}
 
 
 # ------------------------------------------------------------------- fan-out
@@ -155,11 +150,11 @@ async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
         expected = 0
         timed = 0.0
         completed = 0
-        cpu0 = gen0 = 0.0
+        cpu0 = cpu1 = CpuSnapshot.take(server.pid)
         loop = asyncio.get_running_loop()
         for k in range(s.fanout_warmup_bursts + s.fanout_bursts):
             if k == s.fanout_warmup_bursts:
-                cpu0, gen0 = cpu_seconds(server.pid), self_cpu_seconds()
+                cpu0 = CpuSnapshot.take(server.pid)
             expected += s.fanout_burst
             barrier.reset(expected, clients)
             t0 = loop.time()
@@ -169,7 +164,7 @@ async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
             if k >= s.fanout_warmup_bursts:
                 timed += barrier.done_at - t0
                 completed += 1
-        cpu1, gen1 = cpu_seconds(server.pid), self_cpu_seconds()
+        cpu1 = CpuSnapshot.take(server.pid)
         if completed < s.fanout_bursts:
             await _quiet(clients, 0.5)
         lost = sum(max(0, expected - c.received) for c in clients)
@@ -180,11 +175,10 @@ async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     nan = float("nan")
     return {
         "deliveries_per_s": deliveries / timed if timed else nan,
-        "cpu_us_per_delivery": 1e6 * (cpu1 - cpu0) / deliveries if deliveries else nan,
+        "cpu_us_per_delivery": 1e6 * (cpu1.server - cpu0.server) / deliveries if deliveries else nan,
         "lost": float(lost),
         "duplicated": float(extra),
-        "server_cpu_pct": 100 * (cpu1 - cpu0) / timed if timed else nan,
-        "loadgen_cpu_pct": 100 * (gen1 - gen0) / timed if timed else nan,
+        **(cpu1.usage_since(cpu0) if cpu1.wall > cpu0.wall else {}),
     }
 
 
@@ -251,6 +245,7 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 
 _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=False)
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
+_OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
 
 SCENARIOS: dict[str, Scenario] = {
     sc.name: sc
@@ -265,6 +260,7 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("round_trips_per_s", "round trips/s", True),
                 _SERVER_CPU,
                 _GEN_CPU,
+                _OTHER_CPU,
             ),
             echo,
         ),
@@ -281,6 +277,7 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("lost", "lost", False, ",.0f", compare=False, total=True),
                 _SERVER_CPU,
                 _GEN_CPU,
+                _OTHER_CPU,
             ),
             fanout,
         ),

@@ -260,7 +260,10 @@ class StaticFiles:
 
     def resolve(self, relative: str) -> Path | None:
         """The file to serve for `relative`, or None if there is none (or it escapes)."""
-        target = (self.directory / relative.lstrip("/")).resolve()
+        try:
+            target = (self.directory / relative.lstrip("/")).resolve()
+        except (ValueError, OSError):  # e.g. an embedded NUL byte ("%00") or a symlink loop
+            return None
         if target != self.directory and self.directory not in target.parents:
             return None
         if target.is_dir():
