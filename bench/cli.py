@@ -10,10 +10,13 @@ from pathlib import Path
 
 from bench import machine, report, runner
 from bench.peers import PEERS, REFERENCE
+from bench.procs import machine_busy_pct
 from bench.scenarios import SCENARIOS
 from bench.settings import FULL, QUICK
 
 ROOT = Path(__file__).resolve().parent.parent
+BUSY_WARNING_PCT = 15.0
+"""Warn when the machine is busier than this (% of one core) before the run."""
 
 
 def _names(value: str, known: dict[str, object], what: str) -> list[str]:
@@ -60,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     pinning = runner.pin_load_generator()
     started = time.monotonic()
+    busy = machine_busy_pct()
     print(f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
           f"{settings.rounds} round(s); {pinning}", flush=True)
+    if busy > BUSY_WARNING_PCT:
+        print(f"bench: warning: other processes already use {busy:.0f}% of a core; "
+              "results will be noisy (see the 'other CPU %' columns)", flush=True)
     try:
         results = runner.run(peers, scenarios, settings, ROOT)
     except KeyboardInterrupt:
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         date=time.strftime("%Y-%m-%d %H:%M %Z"),
         machine=machine.describe(),
         pinning=pinning,
+        busy_before_pct=busy,
         settings=settings,
         reference=REFERENCE,
         peers=args.peers,

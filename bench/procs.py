@@ -89,10 +89,17 @@ def cpus_busy_seconds(cpus: set[int] | None = None) -> float:
     return total / CLK_TCK
 
 
+def machine_busy_pct(seconds: float = 1.0) -> float:
+    """CPU in use across the machine over ``seconds`` (% of one core), before we load it."""
+    start = cpus_busy_seconds()
+    time.sleep(seconds)
+    return 100 * (cpus_busy_seconds() - start) / seconds
+
+
 def self_cpu_seconds() -> float:
-    """User + system CPU time of this process, in seconds."""
-    t = os.times()
-    return t.user + t.system
+    """User + system CPU time of this process (microsecond resolution), in seconds."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,9 @@ class ProcessSet:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def __enter__(self) -> ProcessSet:
+        # Ctrl-C and SIGTERM both unwind through __exit__ (SIGINT is set explicitly
+        # because a shell starting us in the background may have ignored it).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
         return self
 
@@ -249,6 +259,11 @@ class ProcessSet:
 
 
 def _sigterm_to_interrupt(signum: int, frame: object) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so cleanup runs as for Ctrl-C."""
+    """Handle SIGTERM exactly like Ctrl-C, so cleanup runs the same way.
+
+    Re-raising as SIGINT (rather than raising here) lets a running event loop
+    cancel its main task cleanly instead of the exception surfacing inside
+    some protocol callback.
+    """
     print(f"bench: signal {signum}, stopping", file=sys.stderr)
-    raise KeyboardInterrupt
+    signal.raise_signal(signal.SIGINT)

@@ -32,6 +32,8 @@ class Run:
     date: str
     machine: dict[str, str | int]
     pinning: str
+    busy_before_pct: float
+    """CPU other processes used just before the run, in % of one core."""
     settings: Settings
     reference: str
     peers: list[str]
@@ -119,7 +121,8 @@ def markdown_block(run: Run) -> str:
         f"- Machine: nproc {m['nproc']}, {m['cpu_model']}, "
         f"{m['implementation']} {m['python']}, Linux {m['kernel']}",
         f"- Date: {run.date}",
-        f"- Pinning: {run.pinning}",
+        f"- Pinning: {run.pinning}; other processes used {run.busy_before_pct:.0f}% of a core "
+        "just before the run (`other CPU %` below is the same during each measurement: noise)",
         f"- Rounds: {run.settings.rounds}, interleaved across peers; the median is reported with "
         f"the min-max over rounds; `vs {run.reference}` is the median over rounds of "
         f"peer / {run.reference} within the same round (for µs and KiB, lower is better).",
@@ -186,6 +189,7 @@ def to_json(run: Run) -> dict[str, Any]:
         "date": run.date,
         "machine": run.machine,
         "pinning": run.pinning,
+        "busy_before_pct": round(run.busy_before_pct, 1),
         "settings": dataclasses.asdict(run.settings),
         "reference": run.reference,
         "peers": run.peers,

@@ -7,8 +7,19 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from hubbub.auth import (
+    CLOSE_MISSING_TOKEN,
+    CLOSE_TOO_MANY_CONNECTIONS,
+    SUBPROTOCOL_TOKEN_PREFIX,
+    Authenticator,
+    AuthError,
+    JWTAuth,
+    User,
+    as_user,
+)
+from hubbub.channel import Channel
 from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import Abort
@@ -17,8 +28,11 @@ from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, Stat
 from hubbub.hub import Hub
 from hubbub.options import ServerOptions
 from hubbub.pipeline import Pipeline
+from hubbub.presence import PresenceHook
+from hubbub.ratelimit import HandshakeLimiter
 from hubbub.routing import HttpRoute, PathPattern
 from hubbub.transport import handshake
+from hubbub.transport.server import ClosingSession
 
 logger = logging.getLogger("hubbub.app")
 
@@ -60,7 +74,16 @@ class App:
     def __init__(self, options: ServerOptions | None = None, **option_changes: Any) -> None:
         base = options or ServerOptions()
         self.options = base.replace(**option_changes) if option_changes else base
-        self.hub = Hub()
+        self.hub = Hub(
+            presence_grace=self.options.presence_grace,
+            room_presence_events=self.options.room_presence_events,
+        )
+        self._authenticator: Authenticator | None = None
+        self._handshakes = (
+            HandshakeLimiter(self.options.handshakes_per_ip, self.options.handshake_window)
+            if self.options.handshakes_per_ip is not None
+            else None
+        )
         self._ws_routes: list[tuple[PathPattern, WebSocketEndpoint]] = []
         self._http_routes: list[HttpRoute] = []
         self._static: list[tuple[str, StaticFiles]] = []
@@ -88,6 +111,7 @@ class App:
         subprotocols: Iterable[str] = (),
         before: Iterable[AnyHandler] = (),
         after: Iterable[AnyHandler] = (),
+        auth: Authenticator | Literal[False] | None = None,
     ) -> WebSocketEndpoint:
         """Serve WebSocket connections on `path` (e.g. "/chat/{room}").
 
@@ -102,9 +126,31 @@ class App:
             subprotocols=subprotocols,
             before=before,
             after=after,
+            auth=auth,
         )
         self.mount_websocket(path, endpoint)
         return endpoint
+
+    def channel(
+        self,
+        path: str,
+        *,
+        codecs: Iterable[str] = ("json",),
+        timeout: float | None = 30.0,
+        before: Iterable[AnyHandler] = (),
+        after: Iterable[AnyHandler] = (),
+        auth: Authenticator | Literal[False] | None = None,
+    ) -> Channel:
+        """Serve an envelope route on `path`: typed events, request/response, room requests.
+
+        `codecs` are offered as subprotocols (json: hubbub.v1.json, msgpack:
+        hubbub.v1.msgpack; text and bytes carry bare payloads). `timeout` is the
+        default handler timeout in seconds. `auth` overrides the app's authenticator
+        (False: no authentication on this route)."""
+        channel = Channel(codecs=codecs, timeout=timeout, before=before, after=after)
+        channel.auth = auth
+        self.mount_websocket(path, channel)
+        return channel
 
     def mount_websocket(self, path: str, endpoint: WebSocketEndpoint) -> None:
         """Serve an existing endpoint on `path`."""
@@ -121,6 +167,25 @@ class App:
         """Decorator: middleware run after every WebSocket handler on every route."""
         self._after_ws.append(as_async(fn))
         self._pipelines.clear()
+        return fn
+
+    # ---- users ------------------------------------------------------------------------------
+
+    def authenticate(self, fn: Authenticator) -> Authenticator:
+        """Set the authenticator of every WebSocket route (a route may override it with
+        `auth=`). `fn(request)` returns a User, a user id, or None (refused with 4001),
+        or raises `AuthError`. A `JWTAuth` instance works as it is. Usable as a decorator."""
+        self._authenticator = fn
+        return fn
+
+    def on_online(self, fn: PresenceHook) -> PresenceHook:
+        """Decorator: `fn(user_id)` runs when a user's first connection opens."""
+        self.hub.presence.online_hooks.append(fn)
+        return fn
+
+    def on_offline(self, fn: PresenceHook) -> PresenceHook:
+        """Decorator: `fn(user_id)` runs after a user's last connection closed (after the grace period)."""
+        self.hub.presence.offline_hooks.append(fn)
         return fn
 
     # ---- HTTP routes ----------------------------------------------------------------------
@@ -211,9 +276,7 @@ class App:
     def _pipeline(self, endpoint: WebSocketEndpoint) -> Pipeline:
         pipeline = self._pipelines.get(id(endpoint))
         if pipeline is None:
-            pipeline = self._pipelines[id(endpoint)] = Pipeline(
-                endpoint, self._before_ws, self._after_ws, self.options.max_pending_messages
-            )
+            pipeline = self._pipelines[id(endpoint)] = Pipeline(endpoint, self._before_ws, self._after_ws, self.options)
         return pipeline
 
     def _match_websocket(self, path: str) -> tuple[WebSocketEndpoint, dict[str, str]] | None:
@@ -263,8 +326,15 @@ class App:
                 response = to_response(replaced)
         return response
 
-    async def handle_upgrade(self, request: Request) -> Response | Connection:
-        """Decide a WebSocket upgrade: route it, run connect before-middleware, or refuse."""
+    async def handle_upgrade(self, request: Request) -> Response | Connection | ClosingSession:
+        """Decide a WebSocket upgrade: rate limit, route, authenticate, run connect
+        before-middleware; or refuse."""
+        limiter = self._handshakes
+        if limiter is not None:
+            now = asyncio.get_running_loop().time()
+            if not limiter.allow(request.client[0], now):
+                retry = str(limiter.retry_after(request.client[0], now))
+                return error_response(429, "too many connection attempts", {"retry-after": retry})
         matched = self._match_websocket(request.path)
         if matched is None:
             http = self._match_http(request)
@@ -277,11 +347,42 @@ class App:
         else:
             endpoint, request.path_params = matched
         pipeline = self._pipeline(endpoint)
-        subprotocol = handshake.choose_subprotocol(handshake.offered_subprotocols(request), endpoint.subprotocols)
-        conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks)
+        offered = [
+            name for name in handshake.offered_subprotocols(request) if not name.startswith(SUBPROTOCOL_TOKEN_PREFIX)
+        ]
+        subprotocol = handshake.choose_subprotocol(offered, endpoint.subprotocols)
+        if subprotocol is None and isinstance(endpoint, Channel) and any(n.startswith("hubbub.") for n in offered):
+            return error_response(400, f"unsupported subprotocol; this route speaks {', '.join(endpoint.subprotocols)}")
+        authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
+        user: User | None = None
+        if authenticator is not None:
+            identified = await self._identify(authenticator, request)
+            if not isinstance(identified, User):
+                return identified
+            user = identified
+            limit = self.options.max_connections_per_user
+            if limit is not None and self.hub.user_count(user.id) >= limit:
+                return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user")
+        verifier = authenticator if isinstance(authenticator, JWTAuth) else None
+        conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks, user, verifier)
         event = Event("connect", conn)
         if not await pipeline.run_before(event):
             abort = event.aborted or Abort()
             return error_response(abort.status, abort.reason)
         conn.start(event)
         return conn
+
+    async def _identify(self, authenticator: Authenticator, request: Request) -> User | Response | ClosingSession:
+        try:
+            user = as_user(await _call(authenticator, request))
+        except AuthError as refused:
+            return self._refuse_auth(refused.code, refused.reason)
+        if user is None:
+            return self._refuse_auth(CLOSE_MISSING_TOKEN, "authentication required")
+        return user
+
+    def _refuse_auth(self, code: int, reason: str) -> Response | ClosingSession:
+        if self.options.auth_failure == "close":
+            return ClosingSession(code, reason)
+        status = 429 if code == CLOSE_TOO_MANY_CONNECTIONS else 401
+        return JSONResponse({"error": reason, "code": code}, status=status)

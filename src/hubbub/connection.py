@@ -4,22 +4,41 @@ ordered running of its handlers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from hubbub._eager import start_eagerly
-from hubbub.errors import Abort
+from hubbub.auth import CLOSE_INVALID_TOKEN, AuthError, User, seconds_until
+from hubbub.errors import Abort, ConnectionClosed, RequestFailed
 from hubbub.events import Event
+from hubbub.protocol import envelope as env
+from hubbub.protocol.codecs import JsonCodec
+from hubbub.protocol.envelope import Envelope, EnvelopeError
+from hubbub.ratelimit import TokenBucket
+from hubbub.transport.message import Outgoing
 
 if TYPE_CHECKING:
+    from hubbub.auth import JWTAuth
     from hubbub.http import Headers, QueryParams, Request
     from hubbub.hub import Hub
     from hubbub.pipeline import Pipeline
+    from hubbub.protocol.codecs import Codec
     from hubbub.transport.websocket import WebSocketProtocol
 
 logger = logging.getLogger("hubbub.connection")
+
+_JSON = JsonCodec()
+_request_ids = itertools.count(1)
+
+
+def encode_for(data: str | bytes | Envelope, codec: Codec | None) -> str | bytes:
+    """The frame payload of `data` for a connection using `codec` (raw routes get JSON envelopes)."""
+    if isinstance(data, Envelope):
+        return (codec or _JSON).encode(data)
+    return data
 
 
 class Connection:
@@ -27,20 +46,26 @@ class Connection:
     connect, then each message, then disconnect. A handler that never waits costs no Task."""
 
     __slots__ = (
-        "_busy",
-        "_closed",
-        "_connect_event",
-        "_inbox",
-        "_pipeline",
-        "_state",
-        "_tasks",
-        "_ws",
-        "hub",
         "id",
         "request",
-        "rooms",
+        "hub",
         "subprotocol",
+        "codec",
         "user",
+        "rooms",
+        "_state",
+        "_ws",
+        "_pipeline",
+        "_busy",
+        "_inbox",
+        "_tasks",
+        "_connect_event",
+        "_closed",
+        "_pending",
+        "_bucket",
+        "_strikes",
+        "_expiry",
+        "_verifier",
     )
 
     def __init__(
@@ -50,12 +75,15 @@ class Connection:
         pipeline: Pipeline,
         subprotocol: str | None,
         tasks: set[asyncio.Task[Any]],
+        user: User | None = None,
+        verifier: JWTAuth | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.request = request
         self.hub = hub
         self.subprotocol = subprotocol
-        self.user: Any = None
+        self.codec = pipeline.endpoint.choose_codec(subprotocol)
+        self.user = user
         self.rooms: set[str] = set()
         self._state: dict[str, Any] | None = None
         self._ws: WebSocketProtocol | None = None
@@ -65,6 +93,11 @@ class Connection:
         self._tasks = tasks
         self._connect_event: Event | None = None
         self._closed = False
+        self._pending: dict[str, asyncio.Future[Any]] | None = None
+        self._bucket: TokenBucket | None = None
+        self._strikes = 0
+        self._expiry: asyncio.TimerHandle | None = None
+        self._verifier = verifier
 
     # ---- handshake data --------------------------------------------------------------
 
@@ -94,6 +127,12 @@ class Connection:
         return self.request.client
 
     @property
+    def user_id(self) -> str | None:
+        """The authenticated user's id (None for anonymous connections)."""
+        user = self.user
+        return user.id if user is not None else None
+
+    @property
     def state(self) -> dict[str, Any]:
         """A dict for the app's own per-connection data."""
         state = self._state
@@ -120,10 +159,23 @@ class Connection:
 
     # ---- acting ------------------------------------------------------------------------
 
-    async def send(self, data: str | bytes) -> bool:
-        """Send text (str) or binary (bytes); False if dropped (backpressure) or closed."""
+    def send_nowait(self, data: str | bytes | Envelope) -> bool:
+        """Queue text (str), binary (bytes) or an Envelope; False if dropped or closed."""
         ws = self._ws
-        return ws.send(data) if ws is not None else False
+        if ws is None:
+            return False
+        if isinstance(data, Envelope):
+            return ws.send_message(Outgoing(encode_for(data, self.codec)))
+        return ws.send(data)
+
+    async def send(self, data: str | bytes | Envelope) -> bool:
+        """Send text (str), binary (bytes) or an Envelope; False if dropped (backpressure) or closed."""
+        return self.send_nowait(data)
+
+    def deliver(self, message: Outgoing) -> bool:
+        """Queue a message whose frame may be shared with other recipients."""
+        ws = self._ws
+        return ws.send_message(message) if ws is not None else False
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close with a close code and reason (the close handshake runs in the background)."""
@@ -139,6 +191,79 @@ class Connection:
         """Leave a room."""
         await self.hub.leave(room, self.id)
 
+    async def call(self, type: str, data: Any = None, *, timeout: float = 10.0) -> Any:
+        """Ask the client something and wait for its reply (channel routes only).
+
+        Raises TimeoutError if no reply comes in time, RequestFailed if the client answers
+        with an error, ConnectionClosed if the connection goes away first."""
+        if self.codec is None or not self.codec.whole_envelopes:
+            raise TypeError("server requests need a channel route with the json or msgpack codec")
+        if self._closed:
+            raise ConnectionClosed("the connection is closed")
+        request_id = f"s{next(_request_ids)}"
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = {}
+        pending[request_id] = future
+        try:
+            self.send_nowait(Envelope(type, data, id=request_id))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            pending.pop(request_id, None)
+
+    def settle_request(self, reply: Envelope) -> None:
+        """A client's reply to a server request arrived."""
+        future = self._pending.get(str(reply.id)) if self._pending else None
+        if future is None or future.done():
+            self.send_nowait(
+                Envelope(env.ERROR, error=env.error_body(env.BAD_REQUEST, f"no pending request with id {reply.id!r}"))
+            )
+            return
+        if reply.error is not None:
+            future.set_exception(
+                RequestFailed(str(reply.error.get("code", "error")), str(reply.error.get("message", "")))
+            )
+        else:
+            future.set_result(reply.data)
+
+    # ---- authentication lifetime ------------------------------------------------------
+
+    def watch_expiry(self, verifier: JWTAuth | None) -> None:
+        """Close with 4002 when the user's credentials expire, unless refreshed first."""
+        self._verifier = verifier
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        user = self.user
+        if user is None or user.expires_at is None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(max(0.0, seconds_until(user.expires_at)), self._expired)
+
+    def _expired(self) -> None:
+        self._expiry = None
+        ws = self._ws
+        if ws is not None:
+            ws.close(CLOSE_INVALID_TOKEN, "token expired")
+
+    async def refresh_auth(self, data: Any) -> dict[str, Any]:
+        """Handle a client's `hubbub.refresh`: a new token for the same user extends the connection."""
+        token = data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise EnvelopeError(env.BAD_REQUEST, "'token' must be a string")
+        if self._verifier is None or self.user is None:
+            raise EnvelopeError(env.BAD_REQUEST, "this connection has no token to refresh")
+        try:
+            user = self._verifier.verify_token(token)
+        except AuthError as exc:
+            raise EnvelopeError(env.UNAUTHORIZED, exc.reason) from None
+        if user.id != self.user.id:
+            raise EnvelopeError(env.UNAUTHORIZED, "the new token is for another user")
+        self.user = user
+        self.watch_expiry(self._verifier)
+        return {"expires_at": user.expires_at}
+
     # ---- transport events (Session protocol) ----------------------------------------
 
     def start(self, connect_event: Event) -> None:
@@ -148,13 +273,38 @@ class Connection:
     def attach(self, ws: WebSocketProtocol) -> None:
         self._ws = ws
         self.hub.add(self)
+        if self.user is not None and self.user.expires_at is not None:
+            self.watch_expiry(self._verifier)
         logger.info("connect %s %s from %s", self.id, self.request.path, self.request.client[0])
+        welcome = self._pipeline.endpoint.welcome(self)
+        if welcome is not None:
+            self.send_nowait(welcome)
         event = self._connect_event or Event("connect", self)
         self._connect_event = None
         self._enqueue(event)
 
     def ws_message(self, data: str | bytes, is_binary: bool) -> None:
-        self._enqueue(Event("message", self, data, is_binary))
+        pipeline = self._pipeline
+        if pipeline.message_rate is not None and not self._within_rate(pipeline):
+            return
+        event = pipeline.endpoint.intercept(self, data, is_binary)
+        if event is not None:
+            self._enqueue(event)
+
+    def _within_rate(self, pipeline: Pipeline) -> bool:
+        now = asyncio.get_running_loop().time()
+        bucket = self._bucket
+        if bucket is None:
+            bucket = self._bucket = TokenBucket(pipeline.message_rate or 0.0, pipeline.message_burst, now)
+        if bucket.take(now):
+            return True
+        self._strikes += 1
+        pipeline.endpoint.rejected(self, env.RATE_LIMITED, "too many messages; slow down")
+        limit = pipeline.rate_limit_strikes
+        ws = self._ws
+        if limit is not None and self._strikes >= limit and ws is not None:
+            ws.close(1008, "rate limit exceeded")
+        return False
 
     def ws_drain(self) -> None:
         if self._pipeline.on_drain is not None:
@@ -162,6 +312,13 @@ class Connection:
 
     def ws_closed(self, code: int, reason: str) -> None:
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._pending:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionClosed(f"closed with {code}"))
         rooms = self.hub.remove(self)
         logger.info("disconnect %s %s from %s code=%s", self.id, self.request.path, self.request.client[0], code)
         event = Event("disconnect", self)
@@ -188,24 +345,31 @@ class Connection:
         coro = self._pipeline.coroutine_for(event)
         if coro is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            task = start_eagerly(coro, asyncio.get_running_loop())
+            task = start_eagerly(coro, loop)
         except Abort:
             return
         except Exception as exc:
             self._log_failure(event, exc)
             return
-        if task is not None:
-            self._busy = True
-            self._tasks.add(task)
-            task.add_done_callback(lambda done: self._finished(done, event))
+        if task is None:
+            return
+        self._busy = True
+        self._tasks.add(task)
+        deadline = loop.call_later(event.timeout, _time_out, task, event) if event.timeout is not None else None
+        task.add_done_callback(lambda done: self._finished(done, event, deadline))
 
-    def _finished(self, task: asyncio.Task[Any], event: Event) -> None:
+    def _finished(self, task: asyncio.Task[Any], event: Event, deadline: asyncio.TimerHandle | None) -> None:
+        if deadline is not None:
+            deadline.cancel()
         self._tasks.discard(task)
         if not task.cancelled():
             exc = task.exception()
             if exc is not None and not isinstance(exc, Abort):
                 self._log_failure(event, exc)
+        elif event.timed_out:
+            logger.error("%s handler timed out after %s s on connection %s", event.type, event.timeout, self.id)
         self._busy = False
         inbox = self._inbox
         while inbox and not self._busy:
@@ -225,3 +389,9 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.request.path}>"
+
+
+def _time_out(task: asyncio.Task[Any], event: Event) -> None:
+    if not task.done():
+        event.timed_out = True
+        task.cancel()

@@ -5,9 +5,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hubbub.events import Event
+
+if TYPE_CHECKING:
+    from hubbub.auth import Authenticator
+    from hubbub.connection import Connection
+    from hubbub.protocol.codecs import Codec
+    from hubbub.protocol.envelope import Envelope
 
 Handler = Callable[[Event], Coroutine[Any, Any, Any]]
 AnyHandler = Callable[[Event], Awaitable[Any] | Any]
@@ -49,7 +55,10 @@ class WebSocketEndpoint:
         subprotocols: Iterable[str] = (),
         before: Iterable[AnyHandler] = (),
         after: Iterable[AnyHandler] = (),
+        auth: Authenticator | Literal[False] | None = None,
     ) -> None:
+        self.auth = auth
+        """None: the app's authenticator; False: no authentication; else this route's own."""
         self.handlers: dict[str, Handler | None] = dict.fromkeys(_HANDLER_NAMES)
         for name, fn in zip(_HANDLER_NAMES, (on_connect, on_message, on_disconnect, on_drain), strict=True):
             if fn is not None:
@@ -57,6 +66,23 @@ class WebSocketEndpoint:
         self.subprotocols = list(subprotocols)
         self.before_middleware: list[Handler] = [as_async(fn) for fn in before]
         self.after_middleware: list[Handler] = [as_async(fn) for fn in after]
+
+    # ---- hooks a channel route overrides ----------------------------------------------
+
+    def choose_codec(self, subprotocol: str | None) -> Codec | None:
+        """The envelope codec of a connection (None: raw text/bytes)."""
+        return None
+
+    def welcome(self, conn: Connection) -> Envelope | None:
+        """An envelope sent first on every new connection (None: nothing)."""
+        return None
+
+    def intercept(self, conn: Connection, data: str | bytes, is_binary: bool) -> Event | None:
+        """Turn a received message into the event its handlers get (None: handled already)."""
+        return Event("message", conn, data, is_binary)
+
+    def rejected(self, conn: Connection, code: str, message: str) -> None:
+        """A message was refused before reaching a handler (raw routes: nothing is said)."""
 
     def __call__(self, target: T) -> T:
         """Register a message-handler function, or a class of handlers."""

@@ -45,3 +45,12 @@ class HandshakeError(HubbubError):
         self.status = status
         self.headers = headers
         self.body = body
+
+
+class RequestFailed(HubbubError):
+    """A client answered a server request with an error (`code`, `message`)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -6,8 +6,10 @@ import builtins
 from typing import TYPE_CHECKING, Any, Literal
 
 from hubbub.errors import Abort
+from hubbub.protocol.envelope import Envelope
 
 if TYPE_CHECKING:
+    from hubbub.auth import User
     from hubbub.connection import Connection
     from hubbub.http import Headers, QueryParams
     from hubbub.hub import Hub
@@ -22,13 +24,26 @@ class Event:
     `close_code` and `close_reason` are set on "disconnect".
     """
 
-    __slots__ = ("_abort", "close_code", "close_reason", "connection", "data", "is_binary", "rooms", "type")
+    __slots__ = (
+        "type",
+        "connection",
+        "data",
+        "is_binary",
+        "close_code",
+        "close_reason",
+        "rooms",
+        "name",
+        "request_id",
+        "timeout",
+        "timed_out",
+        "_abort",
+    )
 
     def __init__(
         self,
         type: EventType,
         connection: Connection,
-        data: str | bytes | None = None,
+        data: Any = None,
         is_binary: bool = False,
     ) -> None:
         self.type = type
@@ -38,6 +53,13 @@ class Event:
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.rooms: frozenset[str] = frozenset()
+        self.name: str | None = None
+        """On channel routes: the envelope's event type."""
+        self.request_id: str | int | None = None
+        """On channel routes: the id of a request (the handler's return value is the reply)."""
+        self.timeout: float | None = None
+        """Seconds the handler may run before it is cancelled (None: no limit)."""
+        self.timed_out = False
         self._abort: Abort | None = None
 
     # ---- the connection's identity and handshake ----------------------------------
@@ -73,6 +95,16 @@ class Event:
         return self.connection.remote
 
     @property
+    def user(self) -> User | None:
+        """The authenticated user of the connection, if any."""
+        return self.connection.user
+
+    @property
+    def user_id(self) -> str | None:
+        """The authenticated user's id, if any."""
+        return self.connection.user_id
+
+    @property
     def hub(self) -> Hub:
         """The hub: send to other clients, rooms, broadcast."""
         return self.connection.hub
@@ -85,21 +117,27 @@ class Event:
         data = self.data
         if isinstance(data, str):
             return data
-        return (data or b"").decode("utf-8", "replace")
+        if isinstance(data, builtins.bytes):
+            return data.decode("utf-8", "replace")
+        return "" if data is None else str(data)
 
     @property
     def bytes(self) -> builtins.bytes:
         """The message as bytes (text messages are encoded as UTF-8)."""
         data = self.data
-        if isinstance(data, bytes):
+        if isinstance(data, builtins.bytes):
             return data
-        return (data or "").encode("utf-8")
+        return self.text.encode("utf-8")
 
     # ---- acting --------------------------------------------------------------------
 
-    async def send(self, data: str | builtins.bytes) -> bool:
-        """Send to this event's connection (text for str, binary for bytes)."""
+    async def send(self, data: str | builtins.bytes | Envelope) -> bool:
+        """Send to this event's connection (text for str, binary for bytes, or an Envelope)."""
         return await self.connection.send(data)
+
+    async def emit(self, type: str, data: Any = None) -> bool:
+        """Send an envelope of `type` to this event's connection."""
+        return await self.connection.send(Envelope(type, data))
 
     def abort(self, status: int = 403, reason: str = "Forbidden") -> None:
         """From a before-middleware: stop this event (see `hubbub.Abort`)."""

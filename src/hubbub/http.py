@@ -262,13 +262,13 @@ class StaticFiles:
         """The file to serve for `relative`, or None if there is none (or it escapes)."""
         try:
             target = (self.directory / relative.lstrip("/")).resolve()
-        except (ValueError, OSError):  # e.g. an embedded NUL byte ("%00") or a symlink loop
+            if target != self.directory and self.directory not in target.parents:
+                return None
+            if target.is_dir():
+                target = target / self.index
+            return target if target.is_file() else None
+        except (ValueError, OSError, RuntimeError):  # a NUL byte ("%00"), a name too long, a symlink loop
             return None
-        if target != self.directory and self.directory not in target.parents:
-            return None
-        if target.is_dir():
-            target = target / self.index
-        return target if target.is_file() else None
 
     def response(self, relative: str) -> Response:
         """A response with the file's content, or a 404 JSON error."""

@@ -10,6 +10,7 @@ from hubbub.transport.deflate import CompressionMode
 
 BackpressurePolicy = Literal["drop", "close"]
 OverCapacity = Literal["reject", "close"]
+AuthFailure = Literal["close", "http"]
 
 
 @dataclass(slots=True)
@@ -59,6 +60,26 @@ class ServerOptions:
     """On SIGTERM/SIGINT: how long running handlers get to finish."""
     shutdown_message: str | bytes | None = None
     """Sent to every client before the 1001 close on shutdown."""
+    auth_failure: AuthFailure = "close"
+    """How a refused authentication is answered: "close" accepts the handshake and closes
+    with 4001 (no token) / 4002 (bad token) / 4003 (too many connections), which browsers
+    can read; "http" refuses the handshake with 401 / 401 / 429 and a JSON body."""
+    max_connections_per_user: int | None = None
+    """Connections one user may hold at once (over it: 4003)."""
+    presence_grace: float = 2.0
+    """Seconds after a user's last connection closes before on_offline fires."""
+    room_presence_events: bool = True
+    """Tell channel-route members of a room when someone joins or leaves it."""
+    message_rate: float | None = None
+    """Messages per second one connection may send (token bucket; None: no limit)."""
+    message_burst: int = 20
+    """Messages a connection may send in a burst above `message_rate`."""
+    rate_limit_strikes: int | None = 10
+    """Close (1008) a connection after this many rate-limited messages (None: never)."""
+    handshakes_per_ip: int | None = None
+    """Handshakes one client address may make per `handshake_window` (over it: 429)."""
+    handshake_window: float = 60.0
+    """The window of `handshakes_per_ip`, in seconds."""
     tick: float = field(default=1.0)
     """How often timers (heartbeat, idle, lifetime) are checked."""
 
@@ -69,6 +90,8 @@ class ServerOptions:
             raise ConfigurationError(f"backpressure_policy must be drop or close, not {self.backpressure_policy!r}")
         if self.over_capacity not in ("reject", "close"):
             raise ConfigurationError(f"over_capacity must be reject or close, not {self.over_capacity!r}")
+        if self.auth_failure not in ("close", "http"):
+            raise ConfigurationError(f"auth_failure must be close or http, not {self.auth_failure!r}")
         for name in ("max_message_size", "max_backpressure", "max_request_head", "max_request_body"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")

@@ -8,6 +8,7 @@ from typing import Any
 from hubbub.endpoint import Handler, WebSocketEndpoint
 from hubbub.errors import Abort
 from hubbub.events import Event
+from hubbub.options import ServerOptions
 
 
 class Pipeline:
@@ -17,14 +18,24 @@ class Pipeline:
     the handler; then after-middleware (endpoint first, then global).
     """
 
-    __slots__ = ("after", "before", "endpoint", "handlers", "max_pending", "on_drain")
+    __slots__ = (
+        "endpoint",
+        "before",
+        "after",
+        "handlers",
+        "on_drain",
+        "max_pending",
+        "message_rate",
+        "message_burst",
+        "rate_limit_strikes",
+    )
 
     def __init__(
         self,
         endpoint: WebSocketEndpoint,
         global_before: list[Handler],
         global_after: list[Handler],
-        max_pending: int,
+        options: ServerOptions,
     ) -> None:
         self.endpoint = endpoint
         self.before = [*global_before, *endpoint.before_middleware]
@@ -36,7 +47,10 @@ class Pipeline:
             "drain": endpoint.handlers["on_drain"],
         }
         self.on_drain = endpoint.handlers["on_drain"]
-        self.max_pending = max_pending
+        self.max_pending = options.max_pending_messages
+        self.message_rate = options.message_rate
+        self.message_burst = options.message_burst
+        self.rate_limit_strikes = options.rate_limit_strikes
 
     def coroutine_for(self, event: Event) -> Coroutine[Any, Any, Any] | None:
         """The coroutine that handles `event`, or None if nothing is registered for it."""

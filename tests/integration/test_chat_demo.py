@@ -61,7 +61,7 @@ async def chatter(server: TestServer, nick: str | None = None, room: str | None 
             await client.expect("nick", nick=nick)
         if room is not None:
             await client.send(type="join", room=room)
-            await client.expect("joined", room=room)
+            await client.expect("joined", room=room.lower())  # room names are lower-cased
             await client.expect("rooms")  # the last message of a join
         yield client
 
@@ -99,11 +99,11 @@ async def test_healthz_counts_connections(server: TestServer) -> None:
     assert await connections() == 0
     async with chatter(server, "alice", "lobby"), chatter(server):
         assert await connections() == 2
-    await wait_for(lambda: _equals(connections(), 0), timeout=TIMEOUT)
 
+    async def all_gone() -> bool:
+        return await connections() == 0
 
-async def _equals(value: Any, expected: int) -> bool:
-    return bool(await value == expected)
+    await wait_for(all_gone, timeout=TIMEOUT)
 
 
 async def test_a_message_reaches_its_room_only(server: TestServer) -> None:
@@ -215,15 +215,17 @@ BAD_INPUT: list[tuple[str, bool, str | bytes, str, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("has_nick", "sent", "expected", "request"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("has_nick", "sent", "expected", "request_type"), [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT]
+)
 async def test_bad_input_gets_an_error_reply(
-    server: TestServer, has_nick: bool, sent: str | bytes, expected: str, request: str | None
+    server: TestServer, has_nick: bool, sent: str | bytes, expected: str, request_type: str | None
 ) -> None:
     async with chatter(server, "alice" if has_nick else None, "lobby" if has_nick else None) as alice:
         await alice.ws.send(sent)
         reply = await alice.next()
         assert reply["type"] == "error" and expected in reply["message"], reply
-        assert reply["request"] == request
+        assert reply["request"] == request_type
         # the connection is still fine
         await alice.send(type="nick", nick="still-alice")
         assert await alice.next() == {"type": "nick", "nick": "still-alice"}

@@ -197,12 +197,15 @@ async def test_text_and_binary_messages() -> None:
         }
         await event.send(orjson.dumps(report).decode())
 
-    async with serve_app(app) as server, aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url("/inspect")) as ws:
-            await ws.send_str("héllo")
-            text = orjson.loads(await ws.receive_str(timeout=5))
-            await ws.send_bytes(b"\xffok")
-            binary = orjson.loads(await ws.receive_str(timeout=5))
+    async with (
+        serve_app(app) as server,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url("/inspect")) as ws,
+    ):
+        await ws.send_str("héllo")
+        text = orjson.loads(await ws.receive_str(timeout=5))
+        await ws.send_bytes(b"\xffok")
+        binary = orjson.loads(await ws.receive_str(timeout=5))
     assert text == {
         "type": "message",
         "is_binary": False,
@@ -210,7 +213,13 @@ async def test_text_and_binary_messages() -> None:
         "text": "héllo",
         "bytes": "héllo".encode().hex(),
     }
-    assert binary == {"type": "message", "is_binary": True, "data_is_bytes": True, "text": "\ufffdok", "bytes": "ff6f6b"}
+    assert binary == {
+        "type": "message",
+        "is_binary": True,
+        "data_is_bytes": True,
+        "text": "\ufffdok",
+        "bytes": "ff6f6b",
+    }
 
 
 def _record_disconnects(app: App, path: str) -> asyncio.Queue[tuple[str, int | None, str | None]]:
@@ -233,7 +242,7 @@ async def test_disconnect_gets_the_clients_close_code_and_reason() -> None:
     app = App()
     departed = _record_disconnects(app, "/ws")
     async with serve_app(app) as server, ws_connect(server.url("/ws")) as ws:
-        client_id = await asyncio.wait_for(ws.recv(), 5)
+        client_id = str(await asyncio.wait_for(ws.recv(), 5))
         await ws.close(4000, "bye")
         assert await asyncio.wait_for(departed.get(), 5) == (client_id, 4000, "bye")
 
@@ -338,7 +347,7 @@ async def test_connect_and_disconnect_are_logged(caplog: pytest.LogCaptureFixtur
     departed = _record_disconnects(app, "/logged")
     async with serve_app(app) as server:
         async with ws_connect(server.url("/logged")) as ws:
-            client_id = await asyncio.wait_for(ws.recv(), 5)
+            client_id = str(await asyncio.wait_for(ws.recv(), 5))
             await ws.close(4000, "bye")
         await asyncio.wait_for(departed.get(), 5)
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and client_id in r.getMessage()]

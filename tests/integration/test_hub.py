@@ -183,7 +183,7 @@ async def _member(server: TestServer) -> tuple[WebSocketClient, str]:
 async def test_send_text_and_bytes(server: TestServer, driver: Driver) -> None:
     """hub.send delivers str as a text message and bytes as a binary one (websockets client)."""
     async with ws_connect(server.url("/ws")) as ws:
-        client_id = await asyncio.wait_for(ws.recv(), 5)
+        client_id = str(await asyncio.wait_for(ws.recv(), 5))
         assert await driver("send", to=client_id, data="hello") is True
         assert await driver("send", to=client_id, hex="00ff10") is True
         async with asyncio.timeout(5):
@@ -221,7 +221,7 @@ async def test_clients_and_connection_count(server: TestServer, driver: Driver) 
 
 async def test_broadcast_to_all_with_exclude(server: TestServer, driver: Driver) -> None:
     """broadcast reaches every client but the excluded one."""
-    (a, a_id), (b, b_id) = await _member(server), await _member(server)
+    (a, a_id), (b, _) = await _member(server), await _member(server)
     async with a, b:
         assert await driver("broadcast", data="to everyone but a", exclude=a_id) == 1 + len(driver.own)
         assert await driver("broadcast", hex="0102") == 2 + len(driver.own)
@@ -266,7 +266,7 @@ async def test_room_broadcast_text_and_bytes_with_exclude(server: TestServer, dr
 async def test_closed_connection_leaves_every_room(server: TestServer, driver: Driver, hub_app: HubApp) -> None:
     """A closed connection is taken out of all its rooms; rooms left empty disappear."""
     async with ws_connect(server.url("/ws")) as leaving:
-        leaving_id = await asyncio.wait_for(leaving.recv(), 5)
+        leaving_id = str(await asyncio.wait_for(leaving.recv(), 5))
         staying, staying_id = await _member(server)
         async with staying:
             for room in ("red", "blue"):

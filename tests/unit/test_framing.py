@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubbub.errors import ProtocolError
-from hubbub.transport.deflate import Deflater, DeflateParams, Inflater, negotiate
+from hubbub.transport.deflate import CompressionMode, DeflateParams, Deflater, Inflater, negotiate
 from hubbub.transport.framing import (
     CLOSE_INVALID_DATA,
     CLOSE_NO_STATUS,
@@ -266,14 +266,14 @@ def test_invalid_utf8_detected_byte_by_byte_in_a_huge_frame() -> None:
     header = frame(OP_TEXT, b"", length=5_000_000)  # the payload never arrives
     mask = header[-4:]
     assert r.feed(header) == []
-    sent = b"abc\xed\xa0\x80"  # an encoded surrogate is invalid UTF-8
+    sent = b"abc\xc3(xyz"  # 0xc3 must be followed by a continuation byte
     events: list[Event] = []
     for i, byte in enumerate(sent):
         events.extend(r.feed(bytes((byte ^ mask[i % 4],))))
         if events:
             break
     assert fail_code(events) == CLOSE_INVALID_DATA
-    assert i < len(sent)
+    assert i == 4  # failed on the byte that made the sequence invalid
 
 
 def test_utf8_split_across_fragments_is_valid() -> None:
@@ -553,7 +553,15 @@ def test_message_ended_with_a_final_block_then_another_message() -> None:
 
     r = reader(deflate=DeflateParams())
     data = frame(OP_TEXT, final(b"first"), rsv=RSV1) + frame(OP_TEXT, final(b"second"), rsv=RSV1)
-    assert r.feed(data) == [(OP_TEXT, "first"), (OP_TEXT, "second")]
+    data += frame(OP_TEXT, compress(b"third"), rsv=RSV1)
+    assert r.feed(data) == [(OP_TEXT, "first"), (OP_TEXT, "second"), (OP_TEXT, "third")]
+    # Anything after the final block of a message is invalid, in the same frame or a later fragment.
+    body = final(b"done")
+    assert (
+        fail_code(reader(deflate=DeflateParams()).feed(frame(OP_TEXT, body + b"\x00", rsv=RSV1))) == CLOSE_INVALID_DATA
+    )
+    data = frame(OP_TEXT, body, rsv=RSV1, fin=False) + frame(OP_CONT, b"\x02\x00")
+    assert fail_code(reader(deflate=DeflateParams()).feed(data)) == CLOSE_INVALID_DATA
 
 
 @settings(max_examples=40, deadline=None)
@@ -648,23 +656,29 @@ def test_first_acceptable_offer_wins() -> None:
     params = negotiate(offers, "dedicated")
     assert params is not None
     assert params.server_max_window_bits == 10
-    second_header = negotiate(["x-other, permessage-deflate; bogus", "permessage-deflate; client_no_context_takeover"], "dedicated")
+    second_header = negotiate(
+        ["x-other, permessage-deflate; bogus", "permessage-deflate; client_no_context_takeover"], "dedicated"
+    )
     assert second_header is not None
     assert second_header.client_no_context_takeover
 
 
 def test_negotiation_is_case_insensitive_and_tolerates_spaces() -> None:
-    params = negotiate(["  Permessage-Deflate ;  Server_No_Context_Takeover ; server_max_window_bits = 11 "], "dedicated")
+    params = negotiate(
+        ["  Permessage-Deflate ;  Server_No_Context_Takeover ; server_max_window_bits = 11 "], "dedicated"
+    )
     assert params is not None
     assert params.server_no_context_takeover
     assert params.server_max_window_bits == 11
 
 
 @pytest.mark.parametrize("mode", ["shared", "dedicated"])
-def test_negotiated_params_drive_a_working_codec(mode: str) -> None:
-    params = negotiate(["permessage-deflate; server_max_window_bits=10; client_no_context_takeover"], mode)  # type: ignore[arg-type]
+def test_negotiated_params_drive_a_working_codec(mode: CompressionMode) -> None:
+    params = negotiate(["permessage-deflate; server_max_window_bits=10; client_no_context_takeover"], mode)
     assert params is not None
-    deflater = Deflater(no_context_takeover=params.server_no_context_takeover, window_bits=params.server_max_window_bits)
+    deflater = Deflater(
+        no_context_takeover=params.server_no_context_takeover, window_bits=params.server_max_window_bits
+    )
     client_side = MessageReader(max_message_size=MAX, masked=False, inflater=Inflater(DeflateParams()))
     messages = [b"hello " * 100, b"hello " * 100, os.urandom(300)]
     stream = b"".join(encode_frame(OP_BINARY, deflater.compress(m), rsv1=True) for m in messages)

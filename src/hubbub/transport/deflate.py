@@ -145,10 +145,16 @@ class Inflater:
             raise ProtocolError(_CLOSE_INVALID_DATA, "invalid compressed data") from None
         if len(out) > room or inflate.unconsumed_tail:
             raise ProtocolError(_CLOSE_TOO_BIG, "decompressed message too big")
+        if inflate.unused_data:
+            raise ProtocolError(_CLOSE_INVALID_DATA, "data after the end of the compressed stream")
         return out
 
     def finish(self, room: int) -> bytes:
         """End a message: flush the decompressor and reset it if context takeover is off."""
+        if self._inflate is not None and self._inflate.eof:
+            # The message ended with BFINAL (RFC 7692 7.2.3.4): no tail; the next message starts a new stream.
+            self._inflate = None
+            return b""
         out = self.feed(_TAIL, room)
         if self._reset_each_message:
             self._inflate = None

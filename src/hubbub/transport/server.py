@@ -47,10 +47,15 @@ class Dispatcher(Protocol):
         """Accept a WebSocket upgrade (return a Session) or refuse it (return a Response)."""
 
 
-class _Refused:
-    """Listener of a connection accepted only to be closed (over capacity)."""
+class ClosingSession:
+    """A connection accepted only to be closed at once with `code` (e.g. over capacity, or
+    refused authentication, where browsers can read a close code but not an HTTP status)."""
 
     subprotocol: str | None = None
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
 
     def ws_message(self, data: str | bytes, is_binary: bool) -> None:
         pass
@@ -62,7 +67,7 @@ class _Refused:
         pass
 
     def attach(self, ws: WebSocketProtocol) -> None:
-        ws.close(CLOSE_TRY_AGAIN_LATER, "server at capacity")
+        ws.close(self.code, self.reason)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -118,8 +123,13 @@ class HttpProtocol(asyncio.Protocol):
             offset = upgrade.args[0] if upgrade.args else len(data)
             self._upgrade_data = data[offset:]
             self.transport.pause_reading()  # type: ignore[union-attr]
-        except httptools.HttpParserError:
-            self._respond_and_close(error_response(400, "malformed HTTP request"))
+        except httptools.HttpParserError as exc:
+            # httptools wraps an exception raised in a callback; its __context__ is the original.
+            refused = exc.__context__
+            if isinstance(refused, _RequestRefused):
+                self._respond_and_close(refused.response)
+            else:
+                self._respond_and_close(error_response(400, "malformed HTTP request"))
             return
         except _RequestRefused as refused:
             self._respond_and_close(refused.response)
@@ -143,6 +153,10 @@ class HttpProtocol(asyncio.Protocol):
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        # data_received measures only heads still incomplete after a read; a complete one is measured here.
+        size = len(self._url) + sum(len(name) + len(value) + 4 for name, value in self._headers)
+        if size > self._opts.max_request_head:
+            raise _RequestRefused(error_response(431, "request headers too large"))
         self._in_head = False
         self._head_size = 0
 
@@ -166,6 +180,9 @@ class HttpProtocol(asyncio.Protocol):
             body=b"".join(self._body),
             http_version=self._parser.get_http_version(),
         )
+        # The next bytes begin a new request: an idle keep-alive connection then times out silently.
+        self._body_size = 0
+        self._in_head = True
         self._queue.append((request, self._parser.should_keep_alive()))
         self._cancel_timer()
         if self._worker is None or self._worker.done():
@@ -210,7 +227,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         session: Response | Session
         if at_capacity:
-            session = _Refused()
+            session = ClosingSession(CLOSE_TRY_AGAIN_LATER, "server at capacity")
         else:
             server.pending_upgrades += 1
             try:
@@ -221,6 +238,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         if isinstance(session, Response):
             self._respond_and_close(session)
+            return
+        if server.closing:
+            self._respond_and_close(error_response(503, "server shutting down"))
             return
         self._switch(checked, request, session)
 

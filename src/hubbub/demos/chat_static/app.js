@@ -36,8 +36,15 @@
     return n;
   }
 
+  const NICK_COLORS = ["#4f46e5", "#0891b2", "#c026d3", "#16a34a", "#ea580c", "#db2777", "#0d9488", "#9333ea"];
+  function nickColor(nick) {
+    let hash = 0;
+    for (const char of nick) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+    return NICK_COLORS[hash % NICK_COLORS.length];
+  }
+
   function clock(ts) {
-    return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   }
 
   let toastTimer = null;
@@ -72,6 +79,7 @@
     socket.addEventListener("open", () => {
       state.connected = true;
       state.attempt = 0;
+      el.status.dataset.attempts = "0";
       setStatus("connected", "connected");
       if (state.wantedNick) send({ type: "nick", nick: state.wantedNick });
       for (const room of state.rooms.keys()) send({ type: "join", room });
@@ -90,6 +98,8 @@
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** state.attempt) * (0.8 + Math.random() * 0.4);
       state.attempt += 1;
       setStatus("offline", `offline, retrying in ${Math.ceil(delay / 1000)} s`);
+      el.status.dataset.attempts = String(state.attempt);
+      el.status.dataset.retryMs = String(Math.round(delay));
       if (wasConnected) for (const room of state.rooms.keys()) addLine(room, "system", "connection lost", Date.now());
       render();
       setTimeout(connect, delay);
@@ -156,7 +166,9 @@
     const line = node("li", kind);
     line.appendChild(node("time", "time", clock(ts)));
     if (nick !== undefined) {
-      line.appendChild(node("span", "nick", nick));
+      const who = node("span", "nick", nick);
+      who.style.setProperty("--nick", nickColor(nick));
+      line.appendChild(who);
       if (nick === state.nick) line.classList.add("mine");
     }
     line.appendChild(node("span", "text", text));

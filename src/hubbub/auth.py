@@ -1,0 +1,140 @@
+"""Authentication: who a connection belongs to, decided once at the handshake.
+
+An authenticator is any callable `fn(request) -> User | str | None` (async or
+not); it raises `AuthError` to refuse. `JWTAuth` verifies JSON Web Tokens
+(PyJWT) taken from `Authorization: Bearer`, the `token` query parameter, or a
+`bearer.<token>` entry in the offered subprotocols.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hubbub.errors import ConfigurationError, HubbubError
+from hubbub.http import Request
+
+CLOSE_MISSING_TOKEN: Final = 4001
+CLOSE_INVALID_TOKEN: Final = 4002
+CLOSE_TOO_MANY_CONNECTIONS: Final = 4003
+SUBPROTOCOL_TOKEN_PREFIX: Final = "bearer."
+
+
+@dataclass(slots=True)
+class User:
+    """An authenticated user: `id` is what hubbub routes by; `info` is yours to fill."""
+
+    id: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+    """Public facts about the user, shown to others (e.g. in room presence)."""
+    expires_at: float | None = None
+    """Unix time after which the connection is closed with 4002 unless refreshed."""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    """Everything the credentials said (e.g. all JWT claims); never sent to other clients."""
+
+
+class AuthError(HubbubError):
+    """Refuse a connection: `code` is 4001 (no credentials) or 4002 (bad credentials)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+Authenticator = Callable[[Request], "Awaitable[User | str | None] | User | str | None"]
+
+
+def token_from_request(request: Request) -> str | None:
+    """The bearer token of a handshake: header, then `token` query parameter, then subprotocol."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    query_token = request.query.get("token")
+    if query_token:
+        return query_token
+    for value in request.headers.getlist("sec-websocket-protocol"):
+        for offered in value.split(","):
+            offered = offered.strip()
+            if offered.startswith(SUBPROTOCOL_TOKEN_PREFIX) and len(offered) > len(SUBPROTOCOL_TOKEN_PREFIX):
+                return offered[len(SUBPROTOCOL_TOKEN_PREFIX) :]
+    return None
+
+
+class JWTAuth:
+    """Verify JSON Web Tokens (HS256 with `secret`, RS256 with `public_key`).
+
+    Checks signature, `exp`, `nbf`, and `aud`/`iss` when given. The user id is the
+    `user_claim` claim (default "sub"); the `info_claims` (default "name") become
+    `User.info`, shown to other clients; all claims are in `User.claims`.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | bytes | None = None,
+        public_key: str | bytes | None = None,
+        algorithms: Iterable[str] | None = None,
+        audience: str | Iterable[str] | None = None,
+        issuer: str | None = None,
+        leeway: float = 0.0,
+        user_claim: str = "sub",
+        info_claims: Iterable[str] = ("name",),
+    ) -> None:
+        if (secret is None) == (public_key is None):
+            raise ConfigurationError("JWTAuth needs exactly one of secret (HS256) or public_key (RS256)")
+        self._key = secret if secret is not None else public_key
+        self.algorithms = list(algorithms or (["HS256"] if secret is not None else ["RS256"]))
+        self.audience = audience if audience is None or isinstance(audience, str) else list(audience)
+        self.issuer = issuer
+        self.leeway = leeway
+        self.user_claim = user_claim
+        self.info_claims = tuple(info_claims)
+
+    def verify_token(self, token: str) -> User:
+        """The user a token names; raises AuthError(4002) if it is invalid or expired."""
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": [self.user_claim]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError(CLOSE_INVALID_TOKEN, "token expired") from None
+        except jwt.PyJWTError as exc:
+            raise AuthError(CLOSE_INVALID_TOKEN, f"invalid token: {exc}") from None
+        user_id = claims.get(self.user_claim)
+        if not isinstance(user_id, str | int) or user_id == "":
+            raise AuthError(CLOSE_INVALID_TOKEN, f"invalid token: claim {self.user_claim!r} is not an id")
+        exp = claims.get("exp")
+        info = {name: claims[name] for name in self.info_claims if name in claims}
+        return User(str(user_id), info, float(exp) if isinstance(exp, int | float) else None, claims)
+
+    def __call__(self, request: Request) -> User:
+        token = token_from_request(request)
+        if token is None:
+            raise AuthError(CLOSE_MISSING_TOKEN, "missing token")
+        return self.verify_token(token)
+
+
+def as_user(result: User | str | None) -> User | None:
+    """Normalise what an authenticator returned."""
+    if result is None or isinstance(result, User):
+        return result
+    if isinstance(result, str | int) and str(result):
+        return User(str(result))
+    raise TypeError(f"an authenticator returned {type(result).__name__}; return a User, a user id or None")
+
+
+def seconds_until(expires_at: float) -> float:
+    """Seconds from now until a Unix time (negative if past)."""
+    return expires_at - time.time()

@@ -1,0 +1,232 @@
+"""Channel routes: typed events and request/response over the envelope protocol.
+
+    chat = app.channel("/chat")
+
+    @chat.on("say", model=Say, timeout=5)
+    async def say(event):
+        await event.hub.room_broadcast(event.data.room, Envelope("said", event.data))
+        return {"ok": True}          # the reply, when the client sent an id
+
+See docs/protocol.md ("Envelope routes") for the wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
+from hubbub.errors import ConfigurationError
+from hubbub.events import Event
+from hubbub.protocol import envelope as env
+from hubbub.protocol.codecs import Codec, get_codec
+from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
+from hubbub.protocol.validation import Validator, validator_for
+
+if TYPE_CHECKING:
+    from hubbub.connection import Connection
+
+logger = logging.getLogger("hubbub.channel")
+
+RoomAction = Literal["join", "leave", "publish"]
+Authorizer = Callable[[Event, RoomAction, str], Awaitable[bool] | bool]
+
+
+@dataclass(slots=True)
+class EventSpec:
+    """One registered event type."""
+
+    handler: Handler
+    validate: Validator | None
+    timeout: float | None
+
+
+def _room_of(event: Event) -> str:
+    data = event.data
+    room = data.get("room") if isinstance(data, dict) else None
+    if not isinstance(room, str) or not room or len(room) > 256:
+        raise EnvelopeError(env.BAD_REQUEST, "'room' must be a non-empty string of at most 256 characters")
+    return room
+
+
+class Channel(WebSocketEndpoint):
+    """An envelope route: handlers per event type, replies to requests, typed payloads,
+    client room requests decided by an `authorize` hook."""
+
+    def __init__(
+        self,
+        *,
+        codecs: Iterable[str] = ("json",),
+        timeout: float | None = 30.0,
+        before: Iterable[AnyHandler] = (),
+        after: Iterable[AnyHandler] = (),
+    ) -> None:
+        self.codecs: list[Codec] = [get_codec(name) for name in codecs]
+        if not self.codecs:
+            raise ConfigurationError("a channel needs at least one codec")
+        super().__init__(
+            subprotocols=[codec.subprotocol for codec in self.codecs if codec.subprotocol],
+            before=before,
+            after=after,
+        )
+        self.handlers["on_message"] = self._dispatch
+        self.default_timeout = timeout
+        self._events: dict[str, EventSpec] = {}
+        self._authorize: Authorizer | None = None
+        self._user_connect: Handler | None = None
+
+    # ---- registration -----------------------------------------------------------------
+
+    def on(
+        self, type: str, *, model: Any = None, timeout: float | Literal["default"] | None = "default"
+    ) -> Callable[[AnyHandler], AnyHandler]:
+        """Decorator: handle events of `type`. With `model`, `event.data` is the validated
+        value and invalid data is answered with a validation_error. The return value is
+        the reply to a request. `timeout` (seconds, None for none) overrides the channel's."""
+        if type.startswith("hubbub."):
+            raise ConfigurationError(f"event types starting with 'hubbub.' are reserved: {type!r}")
+
+        def register(fn: AnyHandler) -> AnyHandler:
+            self._events[type] = EventSpec(
+                handler=as_async(fn),
+                validate=validator_for(model) if model is not None else None,
+                timeout=self.default_timeout if timeout == "default" else timeout,
+            )
+            return fn
+
+        return register
+
+    def authorize(self, fn: Authorizer) -> Authorizer:
+        """Decorator: `fn(event, action, room) -> bool` decides client requests to join,
+        leave or publish to a room. Without it, clients may not join or publish (leaving
+        a room one is in is always allowed); server-side joins are unaffected."""
+        self._authorize = fn
+        return fn
+
+    def event_types(self) -> list[str]:
+        """The registered event types."""
+        return list(self._events)
+
+    # ---- the connection's side ------------------------------------------------------
+
+    def choose_codec(self, subprotocol: str | None) -> Codec:
+        """The codec for a negotiated subprotocol (the first codec when none was)."""
+        for codec in self.codecs:
+            if codec.subprotocol == subprotocol and subprotocol is not None:
+                return codec
+        return self.codecs[0]
+
+    def welcome(self, conn: Connection) -> Envelope | None:
+        """The first envelope a client gets: its id, its user, the protocol version."""
+        if conn.codec is None or not conn.codec.whole_envelopes:
+            return None
+        return Envelope(
+            env.WELCOME,
+            {"client_id": conn.id, "user": conn.user_id, "protocol": env.PROTOCOL_VERSION},
+        )
+
+    def intercept(self, conn: Connection, data: str | bytes, is_binary: bool) -> Event | None:
+        """Decode a frame: replies settle pending server requests at once (they must not
+        wait behind the handler that awaits them); everything else becomes an event."""
+        codec = conn.codec
+        assert codec is not None
+        try:
+            envelope = codec.decode(data)
+        except EnvelopeError as exc:
+            conn.send_nowait(Envelope(env.ERROR, error=exc.body()))
+            return None
+        if envelope.type is None:
+            conn.settle_request(envelope)
+            return None
+        event = Event("message", conn, envelope.data, is_binary)
+        event.name = envelope.type
+        event.request_id = envelope.id
+        spec = self._events.get(envelope.type)
+        event.timeout = spec.timeout if spec is not None else self.default_timeout
+        return event
+
+    def rejected(self, conn: Connection, code: str, message: str) -> None:
+        """Tell the client a message was refused before reaching a handler (e.g. rate limit)."""
+        conn.send_nowait(Envelope(env.ERROR, error=error_body(code, message)))
+
+    # ---- dispatch ----------------------------------------------------------------------
+
+    async def _dispatch(self, event: Event) -> None:
+        conn = event.connection
+        try:
+            result = await self._handle(event)
+        except EnvelopeError as exc:
+            self._answer_error(event, exc.body())
+        except asyncio.CancelledError:
+            if not event.timed_out:
+                raise
+            self._answer_error(event, error_body(env.TIMEOUT, f"handler timed out after {event.timeout} s"))
+        except Exception:
+            logger.exception("handler for %r failed on connection %s (%s)", event.name, conn.id, conn.path)
+            self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
+        else:
+            if event.request_id is not None:
+                conn.send_nowait(Envelope(None, result, id=event.request_id))
+
+    async def _handle(self, event: Event) -> Any:
+        name = event.name or ""
+        spec = self._events.get(name)
+        if spec is not None:
+            if spec.validate is not None:
+                event.data = spec.validate(event.data)
+            return await spec.handler(event)
+        if name == env.JOIN:
+            return await self._client_join(event)
+        if name == env.LEAVE:
+            return await self._client_leave(event)
+        if name == env.PUBLISH:
+            return await self._client_publish(event)
+        if name == env.REFRESH:
+            return await event.connection.refresh_auth(event.data)
+        raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {name!r}")
+
+    def _answer_error(self, event: Event, error: dict[str, Any]) -> None:
+        conn = event.connection
+        if event.request_id is not None:
+            conn.send_nowait(Envelope(None, id=event.request_id, error=error))
+        else:
+            conn.send_nowait(Envelope(env.ERROR, error={**error, "type": event.name}))
+
+    async def _allowed(self, event: Event, action: RoomAction, room: str) -> bool:
+        if self._authorize is None:
+            return False
+        verdict = self._authorize(event, action, room)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        return bool(verdict)
+
+    async def _client_join(self, event: Event) -> dict[str, Any]:
+        room = _room_of(event)
+        if not await self._allowed(event, "join", room):
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {room!r}")
+        await event.hub.join(room, event.client_id)
+        return {"room": room}
+
+    async def _client_leave(self, event: Event) -> dict[str, Any]:
+        room = _room_of(event)
+        if room not in event.connection.rooms:
+            raise EnvelopeError(env.BAD_REQUEST, f"not in room {room!r}")
+        await event.hub.leave(room, event.client_id)
+        return {"room": room}
+
+    async def _client_publish(self, event: Event) -> dict[str, Any]:
+        room = _room_of(event)
+        data = event.data
+        kind = data.get("type", "hubbub.message")
+        if not isinstance(kind, str) or not kind:
+            raise EnvelopeError(env.BAD_REQUEST, "'type' must be a string")
+        if not await self._allowed(event, "publish", room):
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {room!r}")
+        conn = event.connection
+        payload = {"room": room, "from": conn.id, "user": conn.user_id, "data": data.get("data")}
+        delivered = await event.hub.room_broadcast(room, Envelope(kind, payload))
+        return {"room": room, "delivered": delivered}

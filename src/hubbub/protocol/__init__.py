@@ -1,0 +1,1 @@
+"""The envelope protocol of channel routes: envelopes, codecs, errors (docs/protocol.md)."""

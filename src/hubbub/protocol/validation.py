@@ -1,0 +1,60 @@
+"""Typed payloads: validate an envelope's data against a pydantic model, a msgspec
+Struct, or any type pydantic can validate (dataclasses, TypedDicts, list[int], ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hubbub.errors import ConfigurationError
+from hubbub.protocol.envelope import VALIDATION_ERROR, EnvelopeError
+
+Validator = Callable[[Any], Any]
+
+
+def _invalid(fields: list[dict[str, Any]]) -> EnvelopeError:
+    names = ", ".join(".".join(str(part) for part in field["loc"]) or "data" for field in fields)
+    return EnvelopeError(VALIDATION_ERROR, f"invalid data: {names}", fields=fields)
+
+
+def _msgspec_validator(model: type) -> Validator:
+    import msgspec
+
+    def validate(data: Any) -> Any:
+        try:
+            return msgspec.convert(data, type=model)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
+            loc = [part for part in path.lstrip("$").replace("[", ".").replace("]", "").split(".") if part]
+            raise _invalid([{"loc": loc, "message": text.split(" - at `")[0]}]) from None
+
+    return validate
+
+
+def _pydantic_validator(model: Any) -> Validator:
+    try:
+        import pydantic
+    except ImportError:
+        raise ConfigurationError(f"validating {model!r} needs pydantic: pip install 'hubbub[pydantic]'") from None
+    adapter = pydantic.TypeAdapter(model)
+
+    def validate(data: Any) -> Any:
+        try:
+            return adapter.validate_python(data)
+        except pydantic.ValidationError as exc:
+            fields = [{"loc": list(err["loc"]), "message": err["msg"]} for err in exc.errors()]
+            raise _invalid(fields) from None
+
+    return validate
+
+
+def validator_for(model: Any) -> Validator:
+    """A function that returns the validated value or raises EnvelopeError(validation_error)."""
+    try:
+        import msgspec
+    except ImportError:
+        msgspec = None  # type: ignore[assignment]
+    if msgspec is not None and isinstance(model, type) and issubclass(model, msgspec.Struct):
+        return _msgspec_validator(model)
+    return _pydantic_validator(model)

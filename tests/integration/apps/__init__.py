@@ -1,0 +1,1 @@
+"""Tiny apps the integration tests run with the `hubbub` command."""

@@ -1,0 +1,40 @@
+"""An app for the shutdown tests: a handler that takes a while and leaves marker files.
+
+A message "<seconds> <name>" makes the handler answer "started <name>", sleep, then
+write <name>.done in $HUBBUB_TEST_MARKERS (or <name>.cancelled if it is cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from hubbub import App, Event
+
+MARKERS = Path(os.environ.get("HUBBUB_TEST_MARKERS", "."))
+
+app = App(
+    shutdown_timeout=float(os.environ.get("HUBBUB_TEST_SHUTDOWN_TIMEOUT", "3")),
+    shutdown_message="server going away",
+    close_timeout=1.0,
+)
+
+
+@app.websocket("/work")
+async def work(event: Event) -> None:
+    """Sleep as asked, then leave a marker."""
+    seconds, name = event.text.split()
+    await event.send(f"started {name}")
+    try:
+        await asyncio.sleep(float(seconds))
+    except asyncio.CancelledError:
+        (MARKERS / f"{name}.cancelled").write_text("cancelled")
+        raise
+    (MARKERS / f"{name}.done").write_text("done")
+
+
+@app.on_shutdown
+def hook() -> None:
+    """Leave a marker that shutdown hooks ran."""
+    (MARKERS / "shutdown-hook").write_text("ran")

@@ -1,0 +1,236 @@
+"""Backpressure: a client that never reads cannot make the server buffer without bound,
+cannot slow down or starve the other clients, and a client that catches up gets a drain event."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+
+from hubbub import App, Connection, Event, Request
+from hubbub.testing import TestServer, serve_app, wait_for
+
+MESSAGES = 10_000
+SIZE = 8 * 1024
+"""10,000 x 8 KiB = 80 MiB per reader: far more than the RSS bound below if it were all buffered."""
+BATCH = 8
+"""Messages broadcast per event-loop iteration (the blaster yields between batches)."""
+LIMIT = 256 * 1024
+
+
+def vm_rss() -> int:
+    """Resident set size of this process (the server runs in it), in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def payload(index: int, size: int = SIZE) -> str:
+    """Message `index`: its number, then padding up to `size` bytes."""
+    head = f"{index:08d}:"
+    return head + "x" * (size - len(head))
+
+
+class BlastApp:
+    """An app with a room route and a POST /blast/{room} that broadcasts MESSAGES x SIZE,
+    watching how much the server has buffered for the connection given as ?watch=ID."""
+
+    def __init__(self, **options: Any) -> None:
+        self.app = App(**options)
+        self.disconnects: asyncio.Queue[tuple[str, int, str]] = asyncio.Queue()
+        self.drains: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        room = self.app.websocket("/room/{room}")
+        room.on_connect(self._joined)
+        room.on_disconnect(self._left)
+        room.on_drain(self._drained)
+        room.on_message(self._echo)
+        self.app.post("/blast/{room}")(self._blast)
+        self.app.post("/send/{client}")(self._send)
+
+    async def _joined(self, event: Event) -> None:
+        await event.hub.join(event.params["room"], event.client_id)
+
+    async def _left(self, event: Event) -> None:
+        self.disconnects.put_nowait((event.client_id, event.close_code or 0, event.close_reason or ""))
+
+    async def _echo(self, event: Event) -> None:
+        await event.send(event.data)
+
+    async def _drained(self, event: Event) -> None:
+        self.drains.put_nowait((event.client_id, event.connection.buffered_amount))
+
+    async def _blast(self, request: Request) -> dict[str, int]:
+        watched = self.app.hub.get(request.query.get("watch", ""))
+        peak = 0
+        for start in range(0, MESSAGES, BATCH):
+            for index in range(start, min(start + BATCH, MESSAGES)):
+                await self.app.hub.room_broadcast(request.path_params["room"], payload(index))
+                if watched is not None:
+                    peak = max(peak, watched.buffered_amount)
+            await asyncio.sleep(0)
+        return {"peak": peak}
+
+    async def _send(self, request: Request) -> dict[str, int]:
+        conn = self.app.hub.get(request.path_params["client"])
+        assert conn is not None
+        start = int(request.query.get("start", "0"))
+        for index in range(start, start + int(request.query.get("n", "1"))):
+            await conn.send(payload(index, 1024))
+        return {"dropped": conn.dropped_count}
+
+
+@asynccontextmanager
+async def stalled_client(server: TestServer, path: str) -> AsyncIterator[tuple[socket.socket, bytes]]:
+    """A raw client with a tiny receive buffer that completes the handshake and then reads
+    only when the test says so; yields the socket and any bytes read past the 101."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, (server.host, server.port))
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        request = (
+            f"GET {path} HTTP/1.1\r\nhost: {server.host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            f"sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode("latin-1"))
+        received = b""
+        async with asyncio.timeout(5):
+            while b"\r\n\r\n" not in received:
+                chunk = await loop.sock_recv(sock, 4096)
+                assert chunk, "closed during the handshake"
+                received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        yield sock, rest
+    finally:
+        sock.close()
+
+
+async def only_client(server: TestServer) -> Connection:
+    """The server side of the single connected client."""
+    await wait_for(lambda: _count_is(server, 1))
+    (client_id,) = await server.app.hub.clients()
+    conn = server.app.hub.get(client_id)
+    assert conn is not None
+    return conn
+
+
+async def _count_is(server: TestServer, count: int) -> bool:
+    return await server.app.hub.connection_count() == count
+
+
+async def read_all_in_order(ws: ClientConnection) -> int:
+    """Read the blast to its end, checking that nothing is missing or out of order."""
+    for expected in range(MESSAGES):
+        message = await ws.recv()
+        assert isinstance(message, str)
+        assert message[:9] == f"{expected:08d}:", f"expected message {expected}, got {message[:9]}"
+        assert len(message) == SIZE
+    return MESSAGES
+
+
+async def test_drop_policy_bounds_the_slow_reader_and_spares_the_fast_one() -> None:
+    blast = BlastApp(backpressure_policy="drop", max_backpressure=LIMIT)
+    async with serve_app(blast.app) as server, stalled_client(server, "/room/r"):
+        slow = await only_client(server)
+        async with ws_connect(server.url("/room/r"), compression=None) as fast:
+            await wait_for(lambda: _count_is(server, 2))
+            rss_before = vm_rss()
+            reader = asyncio.create_task(read_all_in_order(fast))
+            result = await server.request("POST", f"/blast/r?watch={slow.id}", timeout=30)
+            assert await asyncio.wait_for(reader, 30) == MESSAGES  # every message, in order
+            rss_growth = vm_rss() - rss_before
+        assert result.status == 200
+        assert 0 < result.json()["peak"] <= LIMIT + SIZE + 16
+        assert slow.buffered_amount <= LIMIT + SIZE + 16
+        assert not slow.closed  # "drop" keeps the slow reader connected
+        assert slow.dropped_count > MESSAGES // 2  # it cannot have absorbed most of 80 MiB
+        assert await server.app.hub.dropped_count() == slow.dropped_count  # none of the fast client's
+        assert rss_growth < 50 * 1024 * 1024, f"RSS grew by {rss_growth / 2**20:.1f} MiB"
+
+
+async def test_close_policy_disconnects_the_slow_reader_with_1008() -> None:
+    blast = BlastApp(backpressure_policy="close", max_backpressure=LIMIT)
+    async with serve_app(blast.app) as server, stalled_client(server, "/room/r"):
+        slow = await only_client(server)
+        async with ws_connect(server.url("/room/r"), compression=None) as fast:
+            await wait_for(lambda: _count_is(server, 2))
+            reader = asyncio.create_task(read_all_in_order(fast))
+            result = await server.request("POST", f"/blast/r?watch={slow.id}", timeout=30)
+            assert await asyncio.wait_for(reader, 30) == MESSAGES
+            assert result.json()["peak"] <= LIMIT + SIZE + 16
+            client_id, code, reason = await asyncio.wait_for(blast.disconnects.get(), 5)
+            assert (client_id, code, reason) == (slow.id, 1008, "backpressure limit exceeded")
+            assert slow.closed
+            assert await server.app.hub.room_members("r") != [slow.id]
+            assert await server.app.hub.connection_count() == 1  # the fast client is still there
+            await fast.send("still open")  # and still usable
+
+
+def masked_text(text: bytes) -> bytes:
+    """A short masked client text frame."""
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """The payloads of the unmasked text frames in `data` (short and 16-bit lengths only)."""
+    payloads = []
+    at = 0
+    while at < len(data):
+        assert data[at] == 0x81, f"not a final text frame at {at}"
+        length, at = data[at + 1], at + 2
+        if length == 126:
+            length, at = int.from_bytes(data[at : at + 2], "big"), at + 2
+        payloads.append(data[at : at + length])
+        at += length
+    assert at == len(data)
+    return payloads
+
+
+@pytest.mark.parametrize("chatty", [False, True], ids=["quiet", "chatty"])
+async def test_drain_fires_when_a_backed_up_client_catches_up(chatty: bool) -> None:
+    """A chatty client also sends while it catches up, so its echoes are queued for it right
+    when its backlog empties; the drain must not be lost to them."""
+    blast = BlastApp(max_backpressure=64 * 1024 * 1024)
+    async with serve_app(blast.app) as server, stalled_client(server, "/room/r") as (sock, rest):
+        conn = await only_client(server)
+        sent = 0
+        async with asyncio.timeout(10):
+            # The kernel takes a few MiB first; keep sending until the server itself has to hold bytes.
+            while conn.buffered_amount == 0:
+                result = await server.request("POST", f"/send/{conn.id}?start={sent}&n=256")
+                assert result.json() == {"dropped": 0}
+                sent += 256
+        assert blast.drains.empty()  # behind: no drain yet
+        loop = asyncio.get_running_loop()
+        received = bytearray(rest)
+        echoes = 0
+        async with asyncio.timeout(10):
+            while len(received) < sent * (4 + 1024) + echoes * 4:
+                chunk = await loop.sock_recv(sock, 256 * 1024)
+                assert chunk, "server closed the connection"
+                received += chunk
+                if chatty and len(received) < sent * (4 + 1024):
+                    await loop.sock_sendall(sock, masked_text(b"hi"))
+                    echoes += 1
+            client_id, buffered = await blast.drains.get()
+        assert (client_id, buffered) == (conn.id, 0)
+        assert conn.buffered_amount == 0
+        frames = split_frames(bytes(received))
+        assert frames.count(b"hi") == echoes
+        assert [frame.decode() for frame in frames if frame != b"hi"] == [payload(i, 1024) for i in range(sent)]
+        assert not chatty or echoes > 0
+        assert blast.drains.empty()  # one drain per catch-up
