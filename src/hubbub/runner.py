@@ -46,11 +46,15 @@ class RunningServer:
         self.server.close_websockets()
         clean = await self.server.wait_closed(max(0.0, min(opts.close_timeout, deadline - time.monotonic())))
         pending = set(self.app.tasks)
-        if pending:
+        while pending:
             _, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
-            for task in pending:
-                task.cancel()
-            clean = clean and not pending
+            if pending:
+                break
+            # Events queued behind the finished handlers (on_disconnect, say) have started by now.
+            pending = set(self.app.tasks)
+        for task in pending:
+            task.cancel()
+        clean = clean and not pending
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

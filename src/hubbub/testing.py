@@ -11,7 +11,8 @@ clients, make HTTP requests, and wait for things with timeouts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -112,13 +113,13 @@ async def serve_app(app: App, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
 
 
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0, interval: float = 0.01
+    condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01
 ) -> None:
     """Wait until `condition()` is true (it may be async); raise TimeoutError after `timeout`."""
     async with asyncio.timeout(timeout):
         while True:
             result = condition()
-            if not isinstance(result, bool):
+            if inspect.isawaitable(result):
                 result = await result
             if result:
                 return

@@ -148,6 +148,12 @@ async def test_two_users_chat_and_another_room_hears_nothing(browser: Browser, s
     await alice.page.click("#joined-rooms .room >> text=#lobby")
     await expect(alice.log("lobby").last.locator(".text")).to_have_text("are you there?")
     await expect(alice.page.locator("#joined-rooms .badge")).to_have_count(0)
+
+    await bob.page.click("#leave-button")
+    await expect(bob.page.locator("#room-title")).to_have_text("No room")
+    await expect(bob.page.locator("#joined-rooms li")).to_have_count(0)
+    await expect(alice.log("lobby", "system").last).to_contain_text("bob left")
+    await expect(alice.page.locator("#member-list li")).to_have_text(["alice"])
     for user in (alice, bob, carol):
         await user.close()
 

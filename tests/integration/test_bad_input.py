@@ -107,7 +107,6 @@ class RawSocket:
         self.guard = guard
         self.reader = reader
         self.writer = writer
-        self.leftover = b""
         self.inflater: Inflater | None = None
 
     def send(self, data: bytes) -> None:
@@ -117,8 +116,7 @@ class RawSocket:
     async def read_to_eof(self, timeout: float = 5.0) -> bytes:
         """Everything the server sends until it closes its side."""
         async with asyncio.timeout(timeout):
-            data = self.leftover + await self.reader.read()
-        self.leftover = b""
+            data = await self.reader.read()
         return self.guard.saw(data)
 
     async def http_reply(self, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:

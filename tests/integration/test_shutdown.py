@@ -116,6 +116,8 @@ async def test_sigterm_drains_clients_and_finishes_running_handlers(tmp_path: Pa
         assert time.monotonic() - signalled < 3.0 + 2.0  # shutdown_timeout plus a margin
     assert (tmp_path / "slow.done").read_text() == "done"
     assert not (tmp_path / "slow.cancelled").exists()
+    # the disconnect handler could only start once the slow one finished: it was waited for too
+    assert (tmp_path / "slow.disconnect").read_text() == "1001"
     assert (tmp_path / "shutdown-hook").exists()
     log = server.stderr.read_text()
     assert "shutting down" in log
@@ -149,6 +151,7 @@ async def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         assert await server.wait_exit(timeout=10) == 0
     assert (tmp_path / "quick.done").exists()
+    assert (tmp_path / "quick.disconnect").read_text() == "1001"
     log = server.stderr.read_text()
     assert "KeyboardInterrupt" not in log
     assert "Traceback" not in log

@@ -264,8 +264,15 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if self._out is None and self.state == OPEN:
-            self.listener.ws_drain()
+        if self.state != OPEN:
+            return
+        if self._out is not None:
+            # Frames queued this iteration would hide the drain: hand them over now, and
+            # report the drain unless they filled the socket again (then the next resume does).
+            self.flush()
+            if self._paused:
+                return
+        self.listener.ws_drain()
 
     @property
     def buffered_amount(self) -> int:

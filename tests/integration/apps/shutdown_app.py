@@ -1,7 +1,8 @@
 """An app for the shutdown tests: a handler that takes a while and leaves marker files.
 
 A message "<seconds> <name>" makes the handler answer "started <name>", sleep, then
-write <name>.done in $HUBBUB_TEST_MARKERS (or <name>.cancelled if it is cancelled).
+write <name>.done in $HUBBUB_TEST_MARKERS (or <name>.cancelled if it is cancelled); the
+disconnect handler, queued behind it, then writes <name>.disconnect.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ app = App(
 )
 
 
-@app.websocket("/work")
-async def work(event: Event) -> None:
+work = app.websocket("/work")
+
+
+@work.on_message
+async def run_job(event: Event) -> None:
     """Sleep as asked, then leave a marker."""
     seconds, name = event.text.split()
+    event.connection.state["name"] = name
     await event.send(f"started {name}")
     try:
         await asyncio.sleep(float(seconds))
@@ -32,6 +37,15 @@ async def work(event: Event) -> None:
         (MARKERS / f"{name}.cancelled").write_text("cancelled")
         raise
     (MARKERS / f"{name}.done").write_text("done")
+
+
+@work.on_disconnect
+async def goodbye(event: Event) -> None:
+    """After a short wait, leave <name>.disconnect holding the close code."""
+    name = event.connection.state.get("name")
+    if name is not None:
+        await asyncio.sleep(0.1)
+        (MARKERS / f"{name}.disconnect").write_text(str(event.close_code))
 
 
 @app.on_shutdown

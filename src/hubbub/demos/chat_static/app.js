@@ -137,7 +137,11 @@
       if (!room) return;
       room.log.remove();
       state.rooms.delete(message.room);
-      if (state.active === message.room) state.active = state.rooms.keys().next().value || null;
+      if (state.active === message.room) {
+        const next = state.rooms.keys().next().value;
+        if (next) { activate(next); return; }
+        state.active = null;
+      }
       render();
     },
     members(message) {
