@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench import machine, report, runner
@@ -15,6 +16,7 @@ from bench.scenarios import SCENARIOS
 from bench.settings import FULL, QUICK
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
 BUSY_WARNING_PCT = 15.0
 """Warn when the machine is busier than this (% of one core) before the run."""
 
@@ -45,7 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: 1 round, short windows, fewer connections")
     p.add_argument("--rounds", type=int, help="override the number of rounds")
     p.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json", help="results JSON path")
-    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown page to (re)generate")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        help=f"markdown page to (re)generate (default: {DOCS.relative_to(ROOT)}, not written by --quick runs)",
+    )
     p.add_argument("--no-docs", action="store_true", help="do not touch the markdown page")
     return p.parse_args(argv)
 
@@ -55,21 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.rounds:
-        from dataclasses import replace
-
         settings = replace(settings, rounds=args.rounds)
     peers = [PEERS[n] for n in args.peers]
     scenarios = [SCENARIOS[n] for n in args.scenarios]
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+    host = machine.describe()  # before pinning narrows our own CPU set
     pinning = runner.pin_load_generator()
     started = time.monotonic()
-    busy = machine_busy_pct()
     print(f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
           f"{settings.rounds} round(s); {pinning}", flush=True)
-    if busy > BUSY_WARNING_PCT:
-        print(f"bench: warning: other processes already use {busy:.0f}% of a core; "
-              "results will be noisy (see the 'other CPU %' columns)", flush=True)
     try:
+        busy = machine_busy_pct()
+        if busy > BUSY_WARNING_PCT:
+            print(f"bench: warning: other processes already use {busy:.0f}% of a core; "
+                  "results will be noisy (see the 'other CPU %' columns)", flush=True)
         results = runner.run(peers, scenarios, settings, ROOT)
     except KeyboardInterrupt:
         print("\nbench: interrupted; every peer stopped", file=sys.stderr)
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     run = report.Run(
         command=command,
         date=time.strftime("%Y-%m-%d %H:%M %Z"),
-        machine=machine.describe(),
+        machine=host,
         pinning=pinning,
         busy_before_pct=busy,
         settings=settings,
@@ -89,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     print(report.console(run))
     report.write_json(run, args.json)
     written = [str(args.json)]
-    if not args.no_docs:
-        report.write_markdown(run, args.docs)
-        written.append(str(args.docs))
+    docs = args.docs or (None if args.quick else DOCS)
+    if docs is not None and not args.no_docs:
+        report.write_markdown(run, docs)
+        written.append(str(docs))
     print(f"\nbench: {time.monotonic() - started:.0f} s; wrote {', '.join(written)}")
     measured = any(c.metrics for by_peer in results.cells.values() for cells in by_peer.values() for c in cells)
     return 0 if measured else 1

@@ -64,9 +64,9 @@ def run(
                         )
                     except StartError as e:
                         tail = procs.log_tail(peer.name, 3).replace("\n", " / ")
-                        why = f"{e}" + (f" ({tail})" if tail else "")
+                        why = f"round {rnd}, {sc.name}: {e}" + (f" ({tail})" if tail else "")
                         results.failed_peers[peer.name] = why
-                        log(f"[round {rnd}] {peer.name}: failed to start: {why}")
+                        log(f"[round {rnd}] {peer.name}: failed to start ({why}); skipped from now on")
                         continue
                     try:
                         metrics = uvloop.run(

@@ -154,6 +154,9 @@ async def test_two_users_chat_and_another_room_hears_nothing(browser: Browser, s
     await expect(bob.page.locator("#joined-rooms li")).to_have_count(0)
     await expect(alice.log("lobby", "system").last).to_contain_text("bob left")
     await expect(alice.page.locator("#member-list li")).to_have_text(["alice"])
+    await alice.page.click("#leave-button")  # leaving the shown room shows the next one
+    await expect(alice.page.locator("#room-title")).to_have_text("#games")
+    await expect(alice.page.locator("#member-list li")).to_have_text(["alice", "carol"])
     for user in (alice, bob, carol):
         await user.close()
 

@@ -413,6 +413,11 @@ def test_huge_64bit_length_fails_without_allocating(length: int) -> None:
     assert fail_code(reader().feed(header)) == CLOSE_TOO_BIG
 
 
+def test_64bit_length_with_top_bit_set_is_a_protocol_error() -> None:
+    header = frame(OP_BINARY, b"", length=2**63)
+    assert fail_code(reader().feed(header)) == CLOSE_PROTOCOL_ERROR
+
+
 def test_size_limit_across_fragments() -> None:
     r = reader(max_size=100)
     assert r.feed(frame(OP_TEXT, b"a" * 60, fin=False)) == []

@@ -181,6 +181,8 @@ class MessageReader:
                 length = (data[pos + 2] << 8) | data[pos + 3]
             elif length == 127:
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                if length >> 63:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "64-bit length with the most significant bit set")
             opcode = b0 & 0x0F
             if (b1 & 0x80) != (0x80 if masked else 0):
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked client frame" if masked else "masked server frame")
