@@ -38,7 +38,7 @@ class Client(asyncio.Protocol):
         self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def close(self) -> None:
-        """Close the TCP connection (no closing handshake: it is not measured)."""
+        """Close the TCP connection."""
         self.transport.close()
 
 
@@ -111,7 +111,9 @@ class WsClient(Client):
             self.upgraded.set_exception(exc or ConnectionError("closed during upgrade"))
 
     def close(self) -> None:
-        """Close the TCP connection (no closing handshake: it is not measured)."""
+        """Send a normal close frame and close TCP without waiting for the reply."""
+        if not self.closed and self.counter is not None:
+            self.transport.write(wsframe.CLOSE_NORMAL)
         self.closed = True
         super().close()
 

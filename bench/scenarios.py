@@ -21,8 +21,7 @@ _TEXT = b"hubbub-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRS
 
 def text_payload(size: int, tag: str = "") -> bytes:
     """An ASCII payload of exactly ``size`` bytes, starting with ``tag``."""
-    body = (tag.encode() + _TEXT * (size // len(_TEXT) + 1))[:size]
-    return body
+    return (tag.encode() + _TEXT * (size // len(_TEXT) + 1))[:size]
 
 
 @dataclass(frozen=True)

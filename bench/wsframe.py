@@ -64,6 +64,10 @@ def client_frame(payload: bytes, opcode: int = OP_TEXT, mask: bytes = _MASK) -> 
     return head + mask + masked
 
 
+CLOSE_NORMAL = client_frame((1000).to_bytes(2, "big"), OP_CLOSE)
+"""A masked close frame with status 1000."""
+
+
 class FrameCounter:
     """Incremental parser of server frames that counts complete data messages.
 

@@ -35,10 +35,13 @@ def module(name: str) -> Callable[[int], list[str]]:
 
 
 def hubbub(port: int) -> list[str]:
-    """Command for hubbub itself, serving the bench contract app."""
+    """Command for hubbub itself, serving the bench contract app.
+
+    Logging is set to warnings: like the other peers, no log line per connection.
+    """
     return [
         sys.executable, "-m", "hubbub", "run", "examples/echo.py:app",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
 
 

@@ -137,6 +137,7 @@ class Channel(WebSocketEndpoint):
         try:
             envelope = codec.decode(data)
         except EnvelopeError as exc:
+            logger.info("refused a message on connection %s (%s): %s: %s", conn.id, conn.path, exc.code, exc.message)
             conn.send_nowait(Envelope(env.ERROR, error=exc.body()))
             return None
         if envelope.type is None:
@@ -160,10 +161,12 @@ class Channel(WebSocketEndpoint):
         try:
             result = await self._handle(event)
         except EnvelopeError as exc:
+            logger.info("%r on connection %s (%s) answered %s: %s", event.name, conn.id, conn.path, exc.code, exc.message)
             self._answer_error(event, exc.body())
         except asyncio.CancelledError:
             if not event.timed_out:
                 raise
+            logger.warning("handler for %r timed out after %s s on connection %s", event.name, event.timeout, conn.id)
             self._answer_error(event, error_body(env.TIMEOUT, f"handler timed out after {event.timeout} s"))
         except Exception:
             logger.exception("handler for %r failed on connection %s (%s)", event.name, conn.id, conn.path)

@@ -45,13 +45,13 @@ class RunningServer:
             await self.app.hub.broadcast(opts.shutdown_message)
         self.server.close_websockets()
         clean = await self.server.wait_closed(max(0.0, min(opts.close_timeout, deadline - time.monotonic())))
-        pending = set(self.app.tasks)
+        pending = set(self.app.tasks) | self.server.http_in_flight()
         while pending:
             _, pending = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
             if pending:
                 break
             # Events queued behind the finished handlers (on_disconnect, say) have started by now.
-            pending = set(self.app.tasks)
+            pending = set(self.app.tasks) | self.server.http_in_flight()
         for task in pending:
             task.cancel()
         clean = clean and not pending

@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 
 from hubbub.client import connect as hub_connect
+from hubbub.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests/integration/apps/shutdown_app.py:app"
@@ -155,6 +156,20 @@ async def test_sigint_shuts_down_gracefully(tmp_path: Path) -> None:
     log = server.stderr.read_text()
     assert "KeyboardInterrupt" not in log
     assert "Traceback" not in log
+
+
+async def test_sigterm_lets_in_flight_http_requests_finish(tmp_path: Path) -> None:
+    async with hubbub_server(tmp_path) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        await wait_for(lambda: (tmp_path / "http.started").exists())
+        server.proc.send_signal(signal.SIGTERM)
+        response = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 200")
+        assert b"connection: close" in response.lower()
+        assert response.endswith(b'{"finished":"yes"}')
+        assert await server.wait_exit(timeout=10) == 0
 
 
 async def test_sigterm_with_no_clients_exits_promptly(tmp_path: Path) -> None:

@@ -17,6 +17,9 @@ def _invalid(fields: list[dict[str, Any]]) -> EnvelopeError:
     return EnvelopeError(VALIDATION_ERROR, f"invalid data: {names}", fields=fields)
 
 
+_MISSING_FIELD = "Object missing required field `"
+
+
 def _msgspec_validator(model: type) -> Validator:
     import msgspec
 
@@ -26,8 +29,12 @@ def _msgspec_validator(model: type) -> Validator:
         except msgspec.ValidationError as exc:
             text = str(exc)
             path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
-            loc = [part for part in path.lstrip("$").replace("[", ".").replace("]", "").split(".") if part]
-            raise _invalid([{"loc": loc, "message": text.split(" - at `")[0]}]) from None
+            parts = path.lstrip("$").replace("[", ".").replace("]", "").split(".")
+            loc: list[str | int] = [int(part) if part.isdigit() else part for part in parts if part]
+            message = text.split(" - at `")[0]
+            if message.startswith(_MISSING_FIELD):  # name the missing field, as pydantic does
+                loc.append(message[len(_MISSING_FIELD) :].rstrip("`"))
+            raise _invalid([{"loc": loc, "message": message}]) from None
 
     return validate
 

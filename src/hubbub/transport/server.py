@@ -327,6 +327,10 @@ class Server:
         """Open WebSocket connections plus handshakes being decided."""
         return len(self.websockets) + self.pending_upgrades
 
+    def http_in_flight(self) -> set[asyncio.Task[None]]:
+        """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
+        return {conn._worker for conn in self.http_connections if conn._worker is not None and not conn._worker.done()}
+
     async def listen(self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None) -> int:
         """Start accepting on host:port (or an existing socket); return the bound port."""
         if sock is not None:

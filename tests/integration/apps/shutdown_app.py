@@ -2,7 +2,8 @@
 
 A message "<seconds> <name>" makes the handler answer "started <name>", sleep, then
 write <name>.done in $HUBBUB_TEST_MARKERS (or <name>.cancelled if it is cancelled); the
-disconnect handler, queued behind it, then writes <name>.disconnect.
+disconnect handler, queued behind it, then writes <name>.disconnect. GET /slow is an
+HTTP request that takes half a second.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from hubbub import App, Event
+from hubbub import App, Event, Request
 
 MARKERS = Path(os.environ.get("HUBBUB_TEST_MARKERS", "."))
 
@@ -46,6 +47,14 @@ async def goodbye(event: Event) -> None:
     if name is not None:
         await asyncio.sleep(0.1)
         (MARKERS / f"{name}.disconnect").write_text(str(event.close_code))
+
+
+@app.get("/slow")
+async def slow_page(request: Request) -> dict[str, str]:
+    """An HTTP request that takes a while; leaves http.started when it begins."""
+    (MARKERS / "http.started").write_text("started")
+    await asyncio.sleep(0.5)
+    return {"finished": "yes"}
 
 
 @app.on_shutdown
