@@ -4,11 +4,15 @@
 - /fanout: every message is broadcast to every client on /fanout, sender included.
 
 Run: hubbub run examples/echo.py:app --port 8000
+
+It is also the Autobahn conformance target, whose section 9 sends messages of up
+to 16 MiB: the message limit and the per-connection send buffer are raised for
+that (the library defaults are 1 MiB and 256 KiB).
 """
 
 from hubbub import App, Event
 
-app = App()
+app = App(max_message_size=16 * 1024 * 1024, max_backpressure=64 * 1024 * 1024)
 
 echo = app.websocket("/echo")
 

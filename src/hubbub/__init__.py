@@ -9,6 +9,8 @@ async def echo(event):
     await event.send(event.data)
 """
 
+from pathlib import Path
+
 from hubbub.app import App
 from hubbub.connection import Connection
 from hubbub.endpoint import WebSocketEndpoint
@@ -19,7 +21,11 @@ from hubbub.hub import Hub
 from hubbub.options import ServerOptions
 from hubbub.runner import RunningServer, run, serve, start
 
+STATIC_DIR: Path = Path(__file__).resolve().parent / "static"
+"""hubbub's browser files (hubbub.js, hubbub.d.ts): serve them with `app.static("/hubbub", hubbub.STATIC_DIR)`."""
+
 __all__ = [
+    "STATIC_DIR",
     "Abort",
     "App",
     "ConfigurationError",

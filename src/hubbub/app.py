@@ -356,13 +356,13 @@ class App:
         authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
         user: User | None = None
         if authenticator is not None:
-            identified = await self._identify(authenticator, request)
+            identified = await self._identify(authenticator, request, subprotocol)
             if not isinstance(identified, User):
                 return identified
             user = identified
             limit = self.options.max_connections_per_user
             if limit is not None and self.hub.user_count(user.id) >= limit:
-                return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user")
+                return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user", subprotocol)
         verifier = authenticator if isinstance(authenticator, JWTAuth) else None
         conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks, user, verifier)
         event = Event("connect", conn)
@@ -372,17 +372,23 @@ class App:
         conn.start(event)
         return conn
 
-    async def _identify(self, authenticator: Authenticator, request: Request) -> User | Response | ClosingSession:
+    async def _identify(
+        self, authenticator: Authenticator, request: Request, subprotocol: str | None
+    ) -> User | Response | ClosingSession:
         try:
             user = as_user(await _call(authenticator, request))
         except AuthError as refused:
-            return self._refuse_auth(refused.code, refused.reason)
+            return self._refuse_auth(refused.code, refused.reason, subprotocol)
         if user is None:
-            return self._refuse_auth(CLOSE_MISSING_TOKEN, "authentication required")
+            return self._refuse_auth(CLOSE_MISSING_TOKEN, "authentication required", subprotocol)
         return user
 
-    def _refuse_auth(self, code: int, reason: str) -> Response | ClosingSession:
+    def _refuse_auth(self, code: int, reason: str, subprotocol: str | None) -> Response | ClosingSession:
         if self.options.auth_failure == "close":
-            return ClosingSession(code, reason)
+            session = ClosingSession(code, reason)
+            # Select the subprotocol the route would have: a browser fails a 101 that drops the
+            # one it offered (1006), and then could not read the close code.
+            session.subprotocol = subprotocol
+            return session
         status = 429 if code == CLOSE_TOO_MANY_CONNECTIONS else 401
         return JSONResponse({"error": reason, "code": code}, status=status)

@@ -218,6 +218,8 @@ class Channel(WebSocketEndpoint):
         room = _room_of(event)
         if room not in event.connection.rooms:
             raise EnvelopeError(env.BAD_REQUEST, f"not in room {room!r}")
+        if self._authorize is not None and not await self._allowed(event, "leave", room):
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {room!r}")
         await event.hub.leave(room, event.client_id)
         return {"room": room}
 

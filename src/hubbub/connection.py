@@ -206,6 +206,9 @@ class Connection:
         if pending is None:
             pending = self._pending = {}
         pending[request_id] = future
+        ws = self._ws
+        if ws is not None:  # the reply must be read even if messages queued behind this handler paused reading
+            ws.resume_reading()
         try:
             self.send_nowait(Envelope(type, data, id=request_id))
             return await asyncio.wait_for(future, timeout)
@@ -338,7 +341,7 @@ class Connection:
             inbox = self._inbox = deque()
         inbox.append(event)
         ws = self._ws
-        if ws is not None and len(inbox) >= self._pipeline.max_pending:
+        if ws is not None and len(inbox) >= self._pipeline.max_pending and not self._pending:
             ws.pause_reading()
 
     def _dispatch(self, event: Event) -> None:

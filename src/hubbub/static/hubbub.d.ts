@@ -1,0 +1,251 @@
+/**
+ * Types of hubbub.js, the browser client of hubbub channel routes (envelope protocol v1,
+ * JSON codec, subprotocol "hubbub.v1.json"). The script is a classic script that defines
+ * the global `Hubbub`:
+ *
+ *     <script src="/hubbub/hubbub.js"></script>
+ *
+ * Reference these declarations with `/// <reference path="hubbub.d.ts" />`.
+ */
+
+declare namespace Hubbub {
+  /** JSON-compatible data: what travels in an envelope's "data". */
+  type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+  /** A token, or a function asked for one before every handshake (e.g. to fetch a fresh JWT). */
+  type TokenSource = string | null | (() => string | null | Promise<string | null>);
+
+  interface BackoffOptions {
+    /** Delay before the first reconnect attempt, in ms. Default 250. */
+    initialMs?: number;
+    /** Upper bound of the delay, in ms. Default 10000. */
+    maxMs?: number;
+    /** Each attempt waits `factor` times longer than the one before. Default 2. */
+    factor?: number;
+    /** Random spread: the delay is multiplied by a factor in [1 - jitter, 1 + jitter]. Default 0.2. */
+    jitter?: number;
+  }
+
+  interface ClientOptions {
+    /** Sent as the offered subprotocol "bearer.<token>" (browsers cannot set headers); never echoed back. */
+    token?: TokenSource;
+    /** More subprotocols to offer after "hubbub.v1.json" (the client speaks only the JSON codec). */
+    protocols?: string[];
+    /** Reconnect after an abnormal close. Default true. */
+    reconnect?: boolean;
+    /** Reconnect delays: min(maxMs, initialMs * factor^(attempt-1)) +- jitter. */
+    backoff?: BackoffOptions;
+    /** Default timeout of `request` in ms; 0 or Infinity for none. Default 10000. */
+    requestTimeoutMs?: number;
+    /**
+     * Close codes after which the client does not reconnect. Default `Hubbub.NO_RECONNECT_CODES`:
+     * 1000 (normal closure: the server meant it), 1008 (policy, e.g. rate limit), 4001 (no token),
+     * 4002 (invalid or expired token), 4003 (too many connections for the user).
+     */
+    noReconnectCodes?: number[];
+    /** Messages kept while (re)connecting, sent after the welcome; beyond it sends fail with "buffer_full". Default 1000. */
+    maxBuffered?: number;
+    /** Connect in the constructor. Default true; with false, call `connect()`. */
+    autoConnect?: boolean;
+  }
+
+  interface RequestOptions {
+    /** Reject with code "timeout" when no reply came within this many ms (0 or Infinity: never). */
+    timeoutMs?: number;
+  }
+
+  /** What "open" listeners and `ready()` get: the server's welcome. */
+  interface Welcome {
+    /** The connection's id on the server (`event.client_id`). */
+    clientId: string;
+    /** The authenticated user's id, or null on an anonymous route. */
+    user: string | null;
+    /** The envelope protocol version (1). */
+    protocol: number;
+    /** True when this is not the client's first connection. */
+    reconnected: boolean;
+  }
+
+  interface CloseInfo {
+    /** The WebSocket close code (1006 when the connection dropped without a close frame). */
+    code: number;
+    reason: string;
+    /** Whether a reconnect is scheduled (a "reconnecting" event follows). */
+    willReconnect: boolean;
+    wasClean: boolean;
+  }
+
+  interface ReconnectingInfo {
+    /** 1 for the first attempt after a connection was lost; reset by the next welcome. */
+    attempt: number;
+    /** How long the client waits before this attempt. */
+    delayMs: number;
+  }
+
+  interface RejoinInfo {
+    /** Rooms joined again after a reconnect. */
+    rooms: string[];
+    /** Rooms the server refused (these are forgotten) or that could not be asked (connection lost; kept). */
+    failed: { room: string; error: HubbubError }[];
+  }
+
+  interface ClientErrorInfo {
+    error: unknown;
+    /** "token": the token function threw (retried with backoff); "connect": the URL or a subprotocol
+     * is invalid (the client stops); "receive": a frame that is not a JSON envelope (ignored). */
+    phase: "token" | "connect" | "receive";
+  }
+
+  /** The error object of a server's error reply or "hubbub.error" event. */
+  interface ErrorBody {
+    code: string;
+    message: string;
+    /** For "validation_error": where and what, one entry per problem. */
+    fields?: { loc: (string | number)[]; message: string }[];
+    /** On "hubbub.error": the type of the event that failed. */
+    type?: string;
+    [extra: string]: unknown;
+  }
+
+  /** {"type": "hubbub.presence"} data: a client joined or left a room this client is in. */
+  interface Presence {
+    room: string;
+    action: "join" | "leave";
+    client_id: string;
+    user: string | null;
+    info: { [key: string]: Json };
+  }
+
+  /** Data of an event sent with `publish` (type given there, or "hubbub.message"). */
+  interface Published<T = Json> {
+    room: string;
+    /** Client id of the publisher. */
+    from: string;
+    /** User id of the publisher (null when anonymous). */
+    user: string | null;
+    data: T;
+  }
+
+  /** The raw envelope as received. */
+  interface Envelope {
+    type?: string;
+    id?: string | number;
+    data?: Json;
+    error?: ErrorBody;
+  }
+
+  interface LifecycleEvents {
+    open: Welcome;
+    close: CloseInfo;
+    reconnecting: ReconnectingInfo;
+    rejoin: RejoinInfo;
+    error: ClientErrorInfo;
+    "hubbub.presence": Presence;
+    "hubbub.error": ErrorBody;
+    "hubbub.message": Published;
+  }
+
+  type Listener<T> = (data: T, envelope?: Envelope) => void;
+
+  /**
+   * A failed request, or a lost connection. `code` is the server's error code ("invalid_message",
+   * "unknown_type", "validation_error", "handler_error", "timeout", "forbidden", "rate_limited",
+   * "unauthorized", "bad_request", or an app's own), or one of the client's:
+   * "timeout" (no reply in time), "disconnected" (the connection closed before the reply),
+   * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection).
+   */
+  class HubbubError extends Error {
+    constructor(code: string, message?: string, extra?: { [key: string]: unknown });
+    readonly name: "HubbubError";
+    code: string;
+    /** For "validation_error": one entry per invalid field. */
+    fields?: { loc: (string | number)[]; message: string }[];
+    /** For "disconnected": the close code. */
+    closeCode?: number;
+    [extra: string]: unknown;
+  }
+
+  class Client {
+    /**
+     * Connect to a channel route (unless `options.autoConnect` is false).
+     * @param url ws://, wss://, http(s):// or a path relative to the page ("/chat").
+     */
+    constructor(url: string, options?: ClientOptions);
+
+    /** The ws:// or wss:// URL connected to. */
+    readonly url: string;
+    /** Id of the current connection, from its welcome; null while disconnected. */
+    readonly clientId: string | null;
+    /** The authenticated user id from the last welcome; null when anonymous. */
+    readonly user: string | null;
+    /** True between a welcome and the connection's close; sends go out at once only then. */
+    readonly connected: boolean;
+    /** Rooms joined with `join`; they are joined again after each reconnect. */
+    readonly rooms: ReadonlySet<string>;
+
+    /**
+     * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its
+     * "error"), or a lifecycle event ("open", "close", "reconnecting", "rejoin", "error").
+     * Returns a function that removes the listener.
+     */
+    on<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
+    on<T = any>(type: string, fn: Listener<T>): () => void;
+    /** Like `on`, for one call only. */
+    once<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
+    once<T = any>(type: string, fn: Listener<T>): () => void;
+    /** Remove a listener (without `fn`: all listeners of `type`). */
+    off(type: string, fn?: Listener<any>): void;
+
+    /** Send an event without waiting for a reply. Buffered while (re)connecting; throws a
+     * HubbubError ("closed") after `close()`. */
+    emit(type: string, data?: unknown): void;
+
+    /** Send a request; resolves with the reply's data, rejects with a HubbubError (error reply,
+     * timeout, disconnect). Made while (re)connecting, it is sent after the welcome. */
+    request<R = any>(type: string, data?: unknown, options?: RequestOptions): Promise<R>;
+
+    /**
+     * Answer the server's requests of `type` (`await connection.call(type, data)` on the server)
+     * with the value `fn` returns (or resolves to). A throw or rejection answers with an error
+     * whose code is `error.code` (a string) or "handler_error". Without a handler the client answers
+     * "unknown_type". Pass null to remove the handler.
+     */
+    handle<T = any, R = unknown>(type: string, fn: ((data: T, envelope: Envelope) => R | Promise<R>) | null): void;
+
+    /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a reconnect. */
+    join(room: string, options?: RequestOptions): Promise<{ room: string }>;
+    /** Leave a room; while disconnected it only forgets the room (membership ended with the connection). */
+    leave(room: string, options?: RequestOptions): Promise<{ room: string }>;
+    /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");
+     * members receive `Published` data. Resolves with how many it was delivered to. */
+    publish(room: string, type: string | null, data?: unknown, options?: RequestOptions): Promise<{ room: string; delivered: number }>;
+
+    /** Use this token (or token function) for the next handshakes. */
+    setToken(token: TokenSource): void;
+    /**
+     * `setToken(token)`, then extend the current connection with it (hubbub.refresh; same user only).
+     * Resolves with the new expiry (Unix seconds), or null when not connected (the token is kept for the
+     * next handshake). Rejects with code "unauthorized" when the server refuses the token.
+     */
+    refresh(token: string, options?: RequestOptions): Promise<{ expires_at: number | null } | null>;
+
+    /** Resolves with the welcome once connected (at once when connected); rejects when the client
+     * stops without reconnecting. */
+    ready(): Promise<Welcome>;
+    /** Start connecting; needed with `autoConnect: false` or to start again after `close()`. */
+    connect(): void;
+    /** Close for good: no reconnect; pending requests reject with "closed", buffered messages are dropped. */
+    close(code?: number, reason?: string): void;
+  }
+
+  /** "hubbub.v1.json". */
+  const SUBPROTOCOL: string;
+  /** Close codes not retried by default: 1000, 1008, 4001, 4002, 4003. */
+  const NO_RECONNECT_CODES: readonly number[];
+  /** Names of the client's own events: "open", "close", "reconnecting", "rejoin", "error". */
+  const LIFECYCLE_EVENTS: readonly string[];
+}
+
+interface Window {
+  Hubbub: typeof Hubbub;
+}

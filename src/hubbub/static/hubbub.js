@@ -1,0 +1,480 @@
+/*!
+ * hubbub.js: the browser client of hubbub channel routes (envelope protocol v1, JSON codec).
+ *
+ *   <script src="/hubbub/hubbub.js"></script>
+ *   <script>
+ *     const client = new Hubbub.Client("/chat", { token: () => fetchToken() });
+ *     client.on("open", ({ clientId }) => console.log("connected as", clientId));
+ *     client.on("said", (data) => console.log(data));
+ *     await client.join("lobby");
+ *     const reply = await client.request("say", { room: "lobby", text: "hi" });
+ *   </script>
+ *
+ * One classic script, no dependencies, no build step; it defines `window.Hubbub`.
+ * The wire format is in hubbub's docs/protocol.md ("Envelope routes"); types in hubbub.d.ts.
+ */
+(function (root) {
+  "use strict";
+
+  const SUBPROTOCOL = "hubbub.v1.json";
+  const TOKEN_PREFIX = "bearer.";
+  const NO_RECONNECT_CODES = [1000, 1008, 4001, 4002, 4003];
+  const LIFECYCLE = ["open", "close", "reconnecting", "rejoin", "error"];
+
+  /** An error reply, a timeout, or a lost connection: `code` says which (see hubbub.d.ts). */
+  class HubbubError extends Error {
+    constructor(code, message, extra) {
+      super(message || code);
+      this.name = "HubbubError";
+      this.code = code;
+      if (extra) Object.assign(this, extra);
+    }
+  }
+
+  function report(error) {
+    if (typeof root.reportError === "function") root.reportError(error);
+    else setTimeout(() => { throw error; });
+  }
+
+  function toWebSocketUrl(url) {
+    const base = root.location ? root.location.href : undefined;
+    const parsed = new URL(url, base);
+    if (parsed.protocol === "http:") parsed.protocol = "ws:";
+    else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+    return parsed.href;
+  }
+
+  function backoffDelay(backoff, attempt) {
+    const base = Math.min(backoff.maxMs, backoff.initialMs * Math.pow(backoff.factor, attempt - 1));
+    const spread = base * backoff.jitter * (2 * Math.random() - 1);
+    return Math.max(0, Math.round(base + spread));
+  }
+
+  function errorFromReply(error) {
+    const body = error && typeof error === "object" ? error : {};
+    const { code, message, ...extra } = body;
+    return new HubbubError(String(code || "error"), String(message || code || "error"), extra);
+  }
+
+  class Client {
+    /**
+     * @param {string} url  ws://, wss://, http(s):// or a path relative to the page.
+     * @param {object} [options]  see ClientOptions in hubbub.d.ts.
+     */
+    constructor(url, options = {}) {
+      this.url = toWebSocketUrl(url);
+      const backoff = options.backoff || {};
+      this.options = {
+        token: options.token === undefined ? null : options.token,
+        protocols: options.protocols ? Array.from(options.protocols) : [],
+        reconnect: options.reconnect !== false,
+        backoff: {
+          initialMs: backoff.initialMs ?? 250,
+          maxMs: backoff.maxMs ?? 10000,
+          factor: backoff.factor ?? 2,
+          jitter: backoff.jitter ?? 0.2,
+        },
+        requestTimeoutMs: options.requestTimeoutMs ?? 10000,
+        noReconnectCodes: options.noReconnectCodes ? Array.from(options.noReconnectCodes) : NO_RECONNECT_CODES,
+        maxBuffered: options.maxBuffered ?? 1000,
+      };
+      /** Id of the current connection (from the welcome); null while disconnected. */
+      this.clientId = null;
+      /** The user id the server authenticated (from the last welcome); null when anonymous. */
+      this.user = null;
+      /** Whether the welcome of the current connection arrived (sends go out at once). */
+      this.connected = false;
+      /** Rooms joined through this client; re-joined after every reconnect. */
+      this.rooms = new Set();
+
+      this._listeners = new Map();
+      this._handlers = new Map();
+      this._pending = new Map();
+      this._buffer = [];
+      this._ready = [];
+      this._nextId = 1;
+      this._ws = null;
+      this._attempt = 0;
+      this._timer = null;
+      this._stopped = true;
+      this._generation = 0;
+      this._welcomed = false;
+      this._everConnected = false;
+      this._welcomeInfo = null;
+      if (options.autoConnect !== false) this.connect();
+    }
+
+    // ---- events ------------------------------------------------------------------------
+
+    /** Listen to a server event type or a lifecycle event; returns a function that stops listening. */
+    on(type, fn) {
+      let set = this._listeners.get(type);
+      if (!set) this._listeners.set(type, (set = new Set()));
+      set.add(fn);
+      return () => this.off(type, fn);
+    }
+
+    /** Like `on`, for the next occurrence only. */
+    once(type, fn) {
+      const off = this.on(type, (...args) => {
+        off();
+        fn(...args);
+      });
+      return off;
+    }
+
+    /** Stop calling `fn` for `type` (without `fn`: every listener of `type`). */
+    off(type, fn) {
+      const set = this._listeners.get(type);
+      if (!set) return;
+      if (fn === undefined) set.clear();
+      else set.delete(fn);
+      if (set.size === 0) this._listeners.delete(type);
+    }
+
+    _fire(type, data, envelope) {
+      const set = this._listeners.get(type);
+      if (!set) return;
+      for (const fn of Array.from(set)) {
+        try {
+          fn(data, envelope);
+        } catch (error) {
+          report(error);
+        }
+      }
+    }
+
+    // ---- sending -----------------------------------------------------------------------
+
+    /** Send an event (no reply). Buffered while (re)connecting; throws after close(). */
+    emit(type, data) {
+      this._checkType(type);
+      this._enqueue({ type, data }, null);
+    }
+
+    /** Send a request and wait for its reply's data; rejects with a HubbubError. */
+    request(type, data, options = {}) {
+      try {
+        this._checkType(type);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return this._request(type, data, options.timeoutMs ?? this.options.requestTimeoutMs);
+    }
+
+    _request(type, data, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const id = "c" + this._nextId++;
+        const pending = { resolve, reject, timer: null, sent: false };
+        this._pending.set(id, pending);
+        if (timeoutMs > 0 && timeoutMs !== Infinity) {
+          pending.timer = setTimeout(() => {
+            this._pending.delete(id);
+            this._buffer = this._buffer.filter((item) => item.id !== id);
+            reject(new HubbubError("timeout", `no reply to ${type} within ${timeoutMs} ms`));
+          }, timeoutMs);
+        }
+        try {
+          this._enqueue({ type, data, id }, id);
+        } catch (error) {
+          this._settle(id, error, null);
+        }
+      });
+    }
+
+    _settle(id, error, data) {
+      const pending = this._pending.get(id);
+      if (!pending) return false;
+      this._pending.delete(id);
+      clearTimeout(pending.timer);
+      if (error) pending.reject(error);
+      else pending.resolve(data);
+      return true;
+    }
+
+    _checkType(type) {
+      if (typeof type !== "string" || type === "") throw new TypeError("an event type must be a non-empty string");
+    }
+
+    _enqueue(envelope, id) {
+      if (this._stopped) throw new HubbubError("closed", "the client is closed");
+      const text = JSON.stringify(envelope);
+      if (this.connected) {
+        this._ws.send(text);
+        if (id !== null) this._pending.get(id).sent = true;
+        return;
+      }
+      if (this._buffer.length >= this.options.maxBuffered) {
+        throw new HubbubError("buffer_full", `${this._buffer.length} messages already wait for the connection`);
+      }
+      this._buffer.push({ text, id });
+    }
+
+    // ---- answering server requests ---------------------------------------------------
+
+    /** Answer the server's requests of `type` (connection.call) with `fn(data)`'s result; a throw
+     * answers with an error ({code: error.code || "handler_error", message}). `null` removes it. */
+    handle(type, fn) {
+      if (fn === null || fn === undefined) this._handlers.delete(type);
+      else this._handlers.set(type, fn);
+    }
+
+    async _answer(ws, envelope) {
+      const { id, type } = envelope;
+      const fn = this._handlers.get(type);
+      let reply;
+      if (!fn) {
+        reply = { id, error: { code: "unknown_type", message: `no handler for ${type}` } };
+      } else {
+        try {
+          const result = await fn(envelope.data, envelope);
+          reply = { id, data: result === undefined ? null : result };
+        } catch (error) {
+          const code = error && typeof error.code === "string" && error.code ? error.code : "handler_error";
+          const message = error && error.message ? String(error.message) : String(error);
+          reply = { id, error: { code, message } };
+        }
+      }
+      if (ws === this._ws && this.connected) ws.send(JSON.stringify(reply));
+    }
+
+    // ---- rooms -----------------------------------------------------------------------
+
+    /** Join a room (hubbub.join); it is re-joined after every reconnect. */
+    async join(room, options = {}) {
+      const reply = await this.request("hubbub.join", { room }, options);
+      this.rooms.add(room);
+      return reply;
+    }
+
+    /** Leave a room (hubbub.leave). Resolves at once while disconnected: membership ended with the connection. */
+    async leave(room, options = {}) {
+      this.rooms.delete(room);
+      if (!this.connected) return { room };
+      try {
+        return await this.request("hubbub.leave", { room }, options);
+      } catch (error) {
+        if (error.code === "disconnected") return { room };
+        throw error;
+      }
+    }
+
+    /** Send `data` to a room's members as an event of `type` (default "hubbub.message"). */
+    publish(room, type, data, options = {}) {
+      const body = { room, data };
+      if (type !== null && type !== undefined) body.type = type;
+      return this.request("hubbub.publish", body, options);
+    }
+
+    // ---- authentication ----------------------------------------------------------------
+
+    /** The token (or token function) for the next handshakes; sent as the subprotocol "bearer.<token>". */
+    setToken(token) {
+      this.options.token = token;
+    }
+
+    /** Store `token` and, when connected, extend this connection with it (hubbub.refresh);
+     * resolves with {expires_at}, or null when only stored for the next handshake. */
+    async refresh(token, options = {}) {
+      this.setToken(token);
+      if (!this.connected) return null;
+      return this.request("hubbub.refresh", { token }, options);
+    }
+
+    // ---- the connection ------------------------------------------------------------------
+
+    /** Resolves with the welcome once connected (at once if connected now); rejects if the
+     * client stops first (close(), or a close code that is not retried). */
+    ready() {
+      if (this.connected) return Promise.resolve(this._welcomeInfo);
+      return new Promise((resolve, reject) => this._ready.push({ resolve, reject }));
+    }
+
+    /** Start connecting (done by the constructor unless autoConnect is false); also restarts after close(). */
+    connect() {
+      if (!this._stopped) return;
+      this._stopped = false;
+      this._attempt = 0;
+      this._open();
+    }
+
+    /** Close for good: no reconnect; pending requests and buffered messages are rejected/dropped. */
+    close(code = 1000, reason = "") {
+      if (this._stopped) return;
+      this._stopped = true;
+      clearTimeout(this._timer);
+      this._timer = null;
+      this._failAll(new HubbubError("closed", "the client was closed"), true);
+      const ws = this._ws;
+      if (ws && ws.readyState <= 1) {
+        ws.close(code, reason);
+      } else {
+        this._ws = null;
+        this._stopReady(new HubbubError("closed", "the client was closed"));
+        this._fire("close", { code, reason, willReconnect: false, wasClean: true });
+      }
+    }
+
+    async _open() {
+      const generation = ++this._generation;
+      let token;
+      try {
+        token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+      } catch (error) {
+        if (generation !== this._generation || this._stopped) return;
+        this._fire("error", { error, phase: "token" });
+        this._closed({ code: 1006, reason: "token function failed", wasClean: false });
+        return;
+      }
+      if (generation !== this._generation || this._stopped) return;
+      const protocols = [SUBPROTOCOL, ...this.options.protocols.filter((name) => name !== SUBPROTOCOL)];
+      if (token) protocols.push(TOKEN_PREFIX + token);
+      let ws;
+      try {
+        ws = new WebSocket(this.url, protocols);
+      } catch (error) {
+        this._fire("error", { error, phase: "connect" });
+        this._stopped = true;
+        this._closed({ code: 1006, reason: String(error.message || error), wasClean: false });
+        return;
+      }
+      this._ws = ws;
+      this._welcomed = false;
+      ws.onmessage = (event) => {
+        if (ws === this._ws) this._received(ws, event.data);
+      };
+      ws.onclose = (event) => {
+        if (ws !== this._ws) return;
+        this._ws = null;
+        this._closed({ code: event.code, reason: event.reason, wasClean: event.wasClean });
+      };
+    }
+
+    _received(ws, text) {
+      if (typeof text !== "string") {
+        this._fire("error", { error: new HubbubError("invalid_message", "binary frame on a JSON route"), phase: "receive" });
+        return;
+      }
+      let envelope;
+      try {
+        envelope = JSON.parse(text);
+      } catch (error) {
+        this._fire("error", { error, phase: "receive" });
+        return;
+      }
+      if (!envelope || typeof envelope !== "object") return;
+      const { type, id } = envelope;
+      if (type === "hubbub.welcome" && !this._welcomed) {
+        this._welcome(ws, envelope.data || {});
+      } else if (type === undefined || type === null) {
+        if (id !== undefined && id !== null) {
+          this._settle(String(id), envelope.error ? errorFromReply(envelope.error) : null, envelope.data);
+        }
+      } else if (id !== undefined && id !== null) {
+        this._answer(ws, envelope);
+      } else if (type === "hubbub.error") {
+        this._fire(type, envelope.error || envelope.data, envelope);
+      } else {
+        this._fire(type, envelope.data, envelope);
+      }
+    }
+
+    _welcome(ws, data) {
+      const reconnected = this._everConnected;
+      this._everConnected = true;
+      this._welcomed = true;
+      this.connected = true;
+      this._attempt = 0;
+      this.clientId = data.client_id ?? null;
+      this.user = data.user ?? null;
+      this._welcomeInfo = { clientId: this.clientId, user: this.user, protocol: data.protocol, reconnected };
+      this._rejoin();
+      const buffered = this._buffer;
+      this._buffer = [];
+      for (const item of buffered) {
+        ws.send(item.text);
+        const pending = item.id !== null ? this._pending.get(item.id) : null;
+        if (pending) pending.sent = true;
+      }
+      const waiting = this._ready;
+      this._ready = [];
+      for (const waiter of waiting) waiter.resolve(this._welcomeInfo);
+      this._fire("open", this._welcomeInfo);
+    }
+
+    _rejoin() {
+      const rooms = Array.from(this.rooms);
+      if (rooms.length === 0) return;
+      const timeout = this.options.requestTimeoutMs;
+      const attempts = rooms.map((room) =>
+        this._request("hubbub.join", { room }, timeout).then(
+          () => ({ room, ok: true }),
+          (error) => ({ room, ok: false, error }),
+        ),
+      );
+      Promise.all(attempts).then((results) => {
+        const failed = [];
+        for (const result of results) {
+          if (result.ok) continue;
+          const lost = result.error.code === "disconnected" || result.error.code === "closed";
+          if (!lost) this.rooms.delete(result.room);
+          failed.push({ room: result.room, error: result.error });
+        }
+        this._fire("rejoin", { rooms: results.filter((r) => r.ok).map((r) => r.room), failed });
+      });
+    }
+
+    _closed({ code, reason, wasClean }) {
+      this.connected = false;
+      this.clientId = null;
+      this._welcomed = false;
+      const retry =
+        !this._stopped && this.options.reconnect && !this.options.noReconnectCodes.includes(code);
+      if (!retry) {
+        this._stopped = true;
+        const error = new HubbubError("disconnected", `connection closed (${code}${reason ? ": " + reason : ""})`, {
+          closeCode: code,
+        });
+        this._failAll(error, true);
+        this._stopReady(error);
+      } else {
+        this._failAll(new HubbubError("disconnected", `connection lost (${code})`, { closeCode: code }), false);
+      }
+      this._fire("close", { code, reason, willReconnect: retry, wasClean });
+      if (retry && !this._stopped) this._schedule();
+    }
+
+    _schedule() {
+      this._attempt += 1;
+      const attempt = this._attempt;
+      const delayMs = backoffDelay(this.options.backoff, attempt);
+      this._fire("reconnecting", { attempt, delayMs });
+      clearTimeout(this._timer);
+      this._timer = setTimeout(() => {
+        this._timer = null;
+        if (!this._stopped) this._open();
+      }, delayMs);
+    }
+
+    _failAll(error, includeBuffered) {
+      for (const [id, pending] of Array.from(this._pending)) {
+        if (includeBuffered || pending.sent) this._settle(id, error, null);
+      }
+      if (includeBuffered) this._buffer = [];
+    }
+
+    _stopReady(error) {
+      const waiting = this._ready;
+      this._ready = [];
+      for (const waiter of waiting) waiter.reject(error);
+    }
+  }
+
+  root.Hubbub = Object.freeze({
+    Client,
+    HubbubError,
+    SUBPROTOCOL,
+    NO_RECONNECT_CODES: Object.freeze(NO_RECONNECT_CODES.slice()),
+    LIFECYCLE_EVENTS: Object.freeze(LIFECYCLE.slice()),
+  });
+})(typeof window !== "undefined" ? window : globalThis);
