@@ -52,6 +52,7 @@ ROOM_PATTERN = r"^[a-z0-9-]{1,32}$"
 MAX_TEXT = 500
 MAX_NICKNAME = 24
 MAX_ROOMS_KEPT = 1000
+MAX_NAMES_KEPT = 10_000
 
 SECRET = os.environ.get("CHAT_JWT_SECRET") or secrets.token_urlsafe(32)
 TOKEN_TTL = float(os.environ.get("CHAT_TOKEN_TTL", "600"))
@@ -112,6 +113,28 @@ class Typing(BaseModel):
     room: RoomName
 
 
+class Names:
+    """Nicknames by user id for the users seen lately (at most `limit`; least recently seen go first).
+
+    Presence hooks may run before the user's connection is open here, so names are
+    remembered when tokens are issued and when connections open."""
+
+    def __init__(self, limit: int = MAX_NAMES_KEPT) -> None:
+        self.limit = limit
+        self._names: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, user_id: str, name: str) -> None:
+        """Note a user's nickname."""
+        self._names[user_id] = name
+        self._names.move_to_end(user_id)
+        while len(self._names) > self.limit:
+            self._names.popitem(last=False)
+
+    def get(self, user_id: str) -> str | None:
+        """A user's nickname, if seen lately."""
+        return self._names.get(user_id)
+
+
 class History:
     """The last `size` messages of each room, for at most `max_rooms` rooms (least recently used go first)."""
 
@@ -146,8 +169,7 @@ app = App(
 app.authenticate(auth)
 chat = app.channel("/chat")
 history = History(HISTORY_SIZE)
-names: dict[str, str] = {}
-"""The nickname of every user seen online (kept until they go offline)."""
+names = Names()
 _message_ids = itertools.count(1)
 
 
@@ -157,6 +179,7 @@ def issue_token(user_id: str, nickname: str) -> dict[str, Any]:
     expires_at = now + int(TOKEN_TTL)
     claims = {"sub": user_id, "name": nickname, "aud": AUDIENCE, "iat": now, "exp": expires_at}
     token = jwt.encode(claims, SECRET, algorithm="HS256")
+    names.remember(user_id, nickname)
     return {"token": token, "user_id": user_id, "nickname": nickname, "expires_at": expires_at}
 
 
@@ -179,12 +202,12 @@ def in_room(event: Event, room: str) -> None:
 
 
 async def display_name(user_id: str) -> str:
-    """A user's nickname, from one of their connections or from what was seen before."""
+    """A user's nickname: from one of their connections here, or as seen lately, or their id."""
     for client_id in await app.hub.user_clients(user_id):
         conn = app.hub.get(client_id)
         if conn is not None and conn.user is not None and "name" in conn.user.info:
             return str(conn.user.info["name"])
-    return names.get(user_id, user_id)
+    return names.get(user_id) or user_id
 
 
 # ---- HTTP ------------------------------------------------------------------------------------
@@ -229,14 +252,14 @@ app.static("/", HERE / "chat_static")
 @app.on_online
 async def user_online(user_id: str) -> None:
     """Tell everyone a user came online."""
-    name = names[user_id] = await display_name(user_id)
+    name = await display_name(user_id)
     await app.hub.broadcast(Envelope("user.online", {"id": user_id, "name": name}))
 
 
 @app.on_offline
 async def user_offline(user_id: str) -> None:
     """Tell everyone a user went offline (after the grace period)."""
-    name = names.pop(user_id, user_id)
+    name = names.get(user_id) or user_id
     await app.hub.broadcast(Envelope("user.offline", {"id": user_id, "name": name}))
 
 
@@ -244,7 +267,7 @@ async def user_offline(user_id: str) -> None:
 async def connected(event: Event) -> None:
     """Give a new client the list of users online."""
     me = who(event)
-    names[me["id"]] = me["name"]
+    names.remember(me["id"], me["name"])
     users = [{"id": user_id, "name": await display_name(user_id)} for user_id in await event.hub.online_users()]
     await event.emit("users", {"users": users})
 

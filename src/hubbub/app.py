@@ -19,6 +19,7 @@ from hubbub.auth import (
     User,
     as_user,
 )
+from hubbub.broker.base import Broker, Registration
 from hubbub.channel import Channel
 from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
@@ -32,6 +33,7 @@ from hubbub.presence import PresenceHook
 from hubbub.ratelimit import HandshakeLimiter
 from hubbub.routing import HttpRoute, PathPattern
 from hubbub.transport import handshake
+from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
 from hubbub.transport.server import ClosingSession
 
 logger = logging.getLogger("hubbub.app")
@@ -71,10 +73,13 @@ class App:
     ...     await event.send(event.data)
     """
 
-    def __init__(self, options: ServerOptions | None = None, **option_changes: Any) -> None:
+    def __init__(
+        self, options: ServerOptions | None = None, *, broker: Broker | None = None, **option_changes: Any
+    ) -> None:
         base = options or ServerOptions()
         self.options = base.replace(**option_changes) if option_changes else base
         self.hub = Hub(
+            broker,
             presence_grace=self.options.presence_grace,
             room_presence_events=self.options.room_presence_events,
         )
@@ -180,13 +185,17 @@ class App:
 
     def on_online(self, fn: PresenceHook) -> PresenceHook:
         """Decorator: `fn(user_id)` runs when a user's first connection opens."""
-        self.hub.presence.online_hooks.append(fn)
+        self.hub.presence.online.append(fn)
         return fn
 
     def on_offline(self, fn: PresenceHook) -> PresenceHook:
         """Decorator: `fn(user_id)` runs after a user's last connection closed (after the grace period)."""
-        self.hub.presence.offline_hooks.append(fn)
+        self.hub.presence.offline.append(fn)
         return fn
+
+    def use_broker(self, broker: Broker) -> None:
+        """Run on `broker` (e.g. a RedisBroker) instead of the embedded memory engine; call before serving."""
+        self.hub.broker = broker
 
     # ---- HTTP routes ----------------------------------------------------------------------
 
@@ -300,6 +309,12 @@ class App:
             return error_response(405, "method not allowed", {"allow": ", ".join(sorted(allowed))})
         if self._match_websocket(request.path) is not None:
             return error_response(400, "websocket upgrade required")
+        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
+            return JSONResponse({"status": "ok"})
+        if request.path == "/readyz" and request.method in ("GET", "HEAD"):
+            if self.hub.ready:
+                return JSONResponse({"status": "ready"})
+            return JSONResponse({"status": "not ready", "reason": "broker unreachable"}, status=503)
         for prefix, files in self._static:
             if request.path.startswith(prefix) or request.path == prefix.rstrip("/"):
                 if request.method not in ("GET", "HEAD"):
@@ -360,15 +375,27 @@ class App:
             if not isinstance(identified, User):
                 return identified
             user = identified
-            limit = self.options.max_connections_per_user
-            if limit is not None and self.hub.user_count(user.id) >= limit:
-                return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user", subprotocol)
         verifier = authenticator if isinstance(authenticator, JWTAuth) else None
         conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks, user, verifier)
         event = Event("connect", conn)
         if not await pipeline.run_before(event):
             abort = event.aborted or Abort()
             return error_response(abort.status, abort.reason)
+        # Counting the connection in is one atomic step in the broker, so the global and
+        # per-user limits hold for the whole cluster even when handshakes race.
+        registration = await self.hub.admit(
+            conn,
+            max_connections=self.options.max_connections,
+            max_per_user=self.options.max_connections_per_user if user is not None else None,
+        )
+        if registration is Registration.OVER_CAPACITY:
+            if self.options.over_capacity == "reject":
+                return error_response(503, "server at capacity", {"retry-after": "5"})
+            refused = ClosingSession(CLOSE_TRY_AGAIN_LATER, "server at capacity")
+            refused.subprotocol = subprotocol
+            return refused
+        if registration is Registration.TOO_MANY_FOR_USER:
+            return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user", subprotocol)
         conn.start(event)
         return conn
 

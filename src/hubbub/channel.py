@@ -161,7 +161,7 @@ class Channel(WebSocketEndpoint):
         try:
             result = await self._handle(event)
         except EnvelopeError as exc:
-            logger.info("%r on connection %s (%s) answered %s: %s", event.name, conn.id, conn.path, exc.code, exc.message)
+            logger.info("%r on connection %s answered %s: %s", event.name, conn.id, exc.code, exc.message)
             self._answer_error(event, exc.body())
         except asyncio.CancelledError:
             if not event.timed_out:

@@ -8,6 +8,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from hubbub._eager import start_eagerly
@@ -273,6 +274,11 @@ class Connection:
         """Remember the connect event whose before-middleware already ran at the handshake."""
         self._connect_event = connect_event
 
+    def abandon(self) -> None:
+        """The handshake was dropped after the app accepted it: the connection never opened."""
+        self._closed = True
+        self.hub.abandon(self)
+
     def attach(self, ws: WebSocketProtocol) -> None:
         self._ws = ws
         self.hub.add(self)
@@ -348,6 +354,8 @@ class Connection:
         coro = self._pipeline.coroutine_for(event)
         if coro is None:
             return
+        if event.type == "disconnect":
+            coro = self._when_settled(coro)
         loop = asyncio.get_running_loop()
         try:
             task = start_eagerly(coro, loop)
@@ -362,6 +370,11 @@ class Connection:
         self._tasks.add(task)
         deadline = loop.call_later(event.timeout, _time_out, task, event) if event.timeout is not None else None
         task.add_done_callback(lambda done: self._finished(done, event, deadline))
+
+    async def _when_settled(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Let the broker forget this connection before the disconnect handler looks at rooms."""
+        await self.hub.settled(self.id)
+        return await coro
 
     def _finished(self, task: asyncio.Task[Any], event: Event, deadline: asyncio.TimerHandle | None) -> None:
         if deadline is not None:

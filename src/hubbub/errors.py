@@ -54,3 +54,7 @@ class RequestFailed(HubbubError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class BrokerUnavailable(HubbubError):
+    """The broker's engine (e.g. Redis) cannot be reached."""

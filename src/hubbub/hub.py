@@ -1,18 +1,25 @@
-"""The hub: every connection of this server by id, by user and by room, and delivery to them.
+"""The hub: this node's connections by id, by user and by room, and every cluster-wide
+operation on top of the broker.
 
-Every operation is a coroutine so that the same calls work unchanged when a
-cluster broker makes them reach other processes and machines. Anything that
-sends accepts text (str), binary (bytes) or an `Envelope`; an envelope is
-encoded once per codec in use and the frame is built once per encoding.
+The hub delivers to local connections itself and hands the rest to the broker,
+which carries publications to the other nodes; with the memory broker there are
+no other nodes and nothing is published. Anything that sends accepts text (str),
+binary (bytes) or an `Envelope`; an envelope is encoded once per codec in use
+and each encoding's frame is built once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from hubbub._eager import start_eagerly
+from hubbub.broker.base import Broker, Member, Publication, Registration
+from hubbub.broker.memory import MemoryBroker
 from hubbub.connection import encode_for
-from hubbub.presence import Presence
+from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope
 from hubbub.transport.message import Outgoing
@@ -21,6 +28,8 @@ from hubbub.transport.websocket import TransportStats
 if TYPE_CHECKING:
     from hubbub.connection import Connection
     from hubbub.protocol.codecs import Codec
+
+logger = logging.getLogger("hubbub.hub")
 
 Sendable = str | bytes | Envelope
 
@@ -46,29 +55,91 @@ class _Delivery:
         return message
 
 
+def member_of(conn: Connection, node_id: str) -> Member:
+    """How the cluster knows a connection."""
+    user = conn.user
+    return Member(conn.id, node_id, user.id if user is not None else None, dict(user.info) if user is not None else {})
+
+
 class Hub:
     """Connections by id, user and room; usable from handlers, HTTP routes and tasks."""
 
-    def __init__(self, *, presence_grace: float = 2.0, room_presence_events: bool = True) -> None:
-        self._connections: dict[str, Connection] = {}
-        self._rooms: dict[str, dict[str, Connection]] = {}
-        self._users: dict[str, dict[str, Connection]] = {}
-        self.presence = Presence(presence_grace)
+    def __init__(
+        self, broker: Broker | None = None, *, presence_grace: float = 2.0, room_presence_events: bool = True
+    ) -> None:
+        self.broker: Broker = broker if broker is not None else MemoryBroker(presence_grace=presence_grace)
+        self.presence = PresenceHooks()
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
+        self._dropped_reported = 0
+        self._connections: dict[str, Connection] = {}
+        self._members: dict[str, Member] = {}
+        self._rooms: dict[str, dict[str, Connection]] = {}
+        self._users: dict[str, dict[str, Connection]] = {}
+        self._writes: dict[str, asyncio.Task[Any]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._admitting: dict[str, int] = {}
+        self._online_at_open: set[str] = set()
 
-    # ---- registry (called by connections) ------------------------------------------
+    @property
+    def node_id(self) -> str:
+        """This node's id in the cluster."""
+        return self.broker.node_id
+
+    @property
+    def ready(self) -> bool:
+        """Whether the broker's engine is reachable."""
+        return self.broker.ready
+
+    async def start(self) -> None:
+        """Connect the broker (the server does this before accepting connections)."""
+        await self.broker.start(self)
+
+    async def stop(self) -> None:
+        """Disconnect the broker (after every connection closed)."""
+        await self.broker.stop()
+
+    # ---- admission and the local registry (called by the app and connections) -------------
+
+    async def admit(self, conn: Connection, *, max_connections: int | None, max_per_user: int | None) -> Registration:
+        """Count a connection in, cluster-wide, before its handshake completes."""
+        member = member_of(conn, self.node_id)
+        user_id = member.user_id
+        if user_id is not None:
+            self._admitting[user_id] = self._admitting.get(user_id, 0) + 1
+        try:
+            result = await self.broker.register(member, max_connections=max_connections, max_per_user=max_per_user)
+        finally:
+            if user_id is not None:
+                left = self._admitting[user_id] - 1
+                if left:
+                    self._admitting[user_id] = left
+                else:
+                    del self._admitting[user_id]
+        if result is Registration.OK:
+            self._members[conn.id] = member
+        return result
+
+    def abandon(self, conn: Connection) -> None:
+        """An admitted connection never opened (its handshake was dropped)."""
+        self._fire_online_at_open(conn)
+        member = self._members.pop(conn.id, None)
+        if member is not None:
+            self._after(conn.id, self.broker.unregister(member, []))
 
     def add(self, conn: Connection) -> None:
-        """Register an open connection."""
+        """Register an open connection locally."""
         self._connections[conn.id] = conn
         user_id = conn.user_id
         if user_id is not None:
-            devices = self._users.get(user_id)
-            if devices is None:
-                devices = self._users[user_id] = {}
-            devices[conn.id] = conn
-            self.presence.connected(user_id)
+            self._users.setdefault(user_id, {})[conn.id] = conn
+        self._fire_online_at_open(conn)
+
+    def _fire_online_at_open(self, conn: Connection) -> None:
+        user_id = conn.user_id
+        if user_id is not None and user_id in self._online_at_open:
+            self._online_at_open.discard(user_id)
+            self.presence.fire_online(user_id)
 
     def remove(self, conn: Connection) -> set[str]:
         """Unregister a closed connection and take it out of every room; return those rooms."""
@@ -76,7 +147,7 @@ class Hub:
             return set()
         rooms = set(conn.rooms)
         for room in rooms:
-            if self._drop_member(room, conn.id):
+            if self._drop_local(room, conn.id):
                 self._announce(room, conn, "leave")
         conn.rooms.clear()
         user_id = conn.user_id
@@ -86,18 +157,47 @@ class Hub:
                 devices.pop(conn.id, None)
                 if not devices:
                     del self._users[user_id]
-            self.presence.disconnected(user_id)
+        member = self._members.pop(conn.id, None)
+        if member is not None:
+            self._after(conn.id, self.broker.unregister(member, sorted(rooms)))
         return rooms
 
     def get(self, client_id: str) -> Connection | None:
         """The local connection with this id, if any."""
         return self._connections.get(client_id)
 
-    def user_count(self, user_id: str) -> int:
-        """How many connections this user has open here."""
-        return len(self._users.get(user_id, ()))
+    def _after(self, client_id: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
+        """Run a broker write for a client after the ones before it (join, then unregister).
+        It starts at once; None if it already finished (the memory engine never waits)."""
+        previous = self._writes.get(client_id)
+        guarded = self._logged(client_id, coro, previous)
+        task = start_eagerly(guarded, asyncio.get_running_loop())
+        if task is None:
+            return None
+        self._writes[client_id] = task
+        task.add_done_callback(lambda done: self._forget_write(client_id, done))
+        return task
 
-    def _drop_member(self, room: str, client_id: str) -> bool:
+    @staticmethod
+    async def _logged(client_id: str, coro: Coroutine[Any, Any, Any], previous: asyncio.Task[Any] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        try:
+            await coro
+        except Exception:
+            logger.exception("broker update for %s failed", client_id)
+
+    def _forget_write(self, client_id: str, done: asyncio.Task[Any]) -> None:
+        if self._writes.get(client_id) is done:
+            del self._writes[client_id]
+
+    async def settled(self, client_id: str) -> None:
+        """Wait until the broker has seen every change made for this client so far."""
+        pending = self._writes.get(client_id)
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
+
+    def _drop_local(self, room: str, client_id: str) -> bool:
         members = self._rooms.get(room)
         if members is None or members.pop(client_id, None) is None:
             return False
@@ -105,126 +205,234 @@ class Hub:
             del self._rooms[room]
         return True
 
+    # ---- the broker's callbacks (ClusterListener) --------------------------------------
+
+    def deliver(self, publication: Publication) -> None:
+        """Deliver a publication from another node to the local connections it targets."""
+        kind = publication.kind
+        target = publication.target
+        conns: list[Connection]
+        if kind == "room":
+            conns = list(self._rooms.get(str(target), {}).values())
+        elif kind == "client":
+            conn = self._connections.get(str(target))
+            if conn is None:
+                return
+            if publication.command != "send":
+                self._command(conn, publication)
+                return
+            conns = [conn]
+        elif kind == "user":
+            conns = list(self._users.get(str(target), {}).values())
+        elif kind == "users":
+            conns = [c for user in target or () for c in self._users.get(user, {}).values()]
+        else:
+            conns = list(self._connections.values())
+        if publication.channel_only:
+            conns = [c for c in conns if c.codec is not None and c.codec.whole_envelopes]
+        raw = publication.envelope
+        data: Sendable = (
+            Envelope(raw.get("type"), raw.get("data"), id=raw.get("id"), error=raw.get("error"))
+            if raw is not None
+            else publication.data or b""
+        )
+        self._deliver(data, conns, publication.exclude)
+
+    def _command(self, conn: Connection, publication: Publication) -> None:
+        if publication.command == "close":
+            self._spawn(conn.close(publication.code, publication.reason))
+        elif publication.command == "join":
+            self._spawn(self.join(publication.reason, conn.id))
+        elif publication.command == "leave":
+            self._spawn(self.leave(publication.reason, conn.id))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def user_online(self, user_id: str) -> None:
+        """The broker decided a user came online. When that happened while admitting one of
+        this node's handshakes, the hooks wait until the connection is open."""
+        if user_id in self._admitting:
+            self._online_at_open.add(user_id)
+        else:
+            self.presence.fire_online(user_id)
+
+    def user_offline(self, user_id: str) -> None:
+        """The broker decided a user went offline."""
+        self.presence.fire_offline(user_id)
+
+    def drain_dropped(self) -> int:
+        """Messages dropped locally since the last call."""
+        delta = self.stats.dropped_messages - self._dropped_reported
+        self._dropped_reported = self.stats.dropped_messages
+        return delta
+
+    async def _publish(self, publication: Publication) -> None:
+        if self.broker.is_cluster:
+            await self.broker.publish(publication)
+
+    @staticmethod
+    def _publication(kind: Any, target: Any, data: Sendable, exclude: str | None = None) -> Publication:
+        if isinstance(data, Envelope):
+            return Publication(kind=kind, target=target, envelope=data.to_dict(), exclude=exclude)
+        return Publication(kind=kind, target=target, data=data, exclude=exclude)
+
     # ---- clients ----------------------------------------------------------------------
 
     async def send(self, client_id: str, data: Sendable) -> bool:
-        """Send to one client; False if unknown, closed or dropped."""
+        """Send to one client, wherever it is; False if unknown (or, locally, closed or dropped)."""
         conn = self._connections.get(client_id)
-        return conn.send_nowait(data) if conn is not None else False
+        if conn is not None:
+            return conn.send_nowait(data)
+        if not self.broker.is_cluster or await self.broker.locate(client_id) is None:
+            return False
+        await self._publish(self._publication("client", client_id, data))
+        return True
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> bool:
-        """Close one client with a code and reason; False if unknown."""
+        """Close one client, wherever it is, with a code and reason; False if unknown."""
         conn = self._connections.get(client_id)
-        if conn is None:
+        if conn is not None:
+            await conn.close(code, reason)
+            return True
+        if not self.broker.is_cluster or await self.broker.locate(client_id) is None:
             return False
-        await conn.close(code, reason)
+        await self._publish(Publication(kind="client", target=client_id, command="close", code=code, reason=reason))
         return True
 
     async def clients(self) -> list[str]:
-        """Ids of every connected client."""
-        return list(self._connections)
+        """Ids of every connected client in the cluster."""
+        return await self.broker.clients()
 
     async def connection_count(self) -> int:
-        """How many clients are connected."""
-        return len(self._connections)
+        """How many clients the cluster has."""
+        return await self.broker.connection_count()
 
     async def dropped_count(self) -> int:
-        """Messages dropped so far because a client's outgoing buffer was full."""
-        return self.stats.dropped_messages
+        """Messages dropped so far, on any node, because a client's outgoing buffer was full."""
+        await self.broker.add_dropped(self.drain_dropped())
+        return await self.broker.dropped_count()
 
     async def broadcast(self, data: Sendable, *, exclude: str | None = None) -> int:
-        """Send to every client (but `exclude`); return how many it was queued for."""
+        """Send to every client (but `exclude`); return how many local clients it was queued for."""
+        await self._publish(self._publication("all", None, data, exclude))
         return self._deliver(data, list(self._connections.values()), exclude)
 
     # ---- users ----------------------------------------------------------------------
 
     async def send_to_user(self, user_id: str, data: Sendable) -> int:
-        """Send to every device (connection) of a user; return how many got it."""
+        """Send to every device (connection) of a user in the cluster; return how many it has."""
+        await self._publish(self._publication("user", user_id, data))
         devices = self._users.get(user_id)
-        return self._deliver(data, list(devices.values()), None) if devices else 0
+        local = self._deliver(data, list(devices.values()), None) if devices else 0
+        return len(await self.broker.user_clients(user_id)) if self.broker.is_cluster else local
 
     async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> int:
-        """Send to every device of each of these users (the message is encoded once)."""
-        conns = [conn for user_id in set(user_ids) for conn in self._users.get(user_id, {}).values()]
+        """Send to every device of each of these users (encoded once); return how many local devices got it."""
+        wanted = sorted(set(user_ids))
+        await self._publish(self._publication("users", wanted, data))
+        conns = [conn for user_id in wanted for conn in self._users.get(user_id, {}).values()]
         return self._deliver(data, conns, None)
 
     async def user_clients(self, user_id: str) -> list[str]:
-        """Ids of a user's connections."""
-        return list(self._users.get(user_id, ()))
+        """Ids of a user's connections, on every node."""
+        return await self.broker.user_clients(user_id)
 
     async def is_online(self, user_id: str) -> bool:
-        """Whether a user is connected (or left less than `presence_grace` seconds ago)."""
-        return self.presence.is_online(user_id)
+        """Whether a user is connected anywhere (or left less than `presence_grace` seconds ago)."""
+        return await self.broker.is_online(user_id)
 
     async def online_users(self) -> list[str]:
         """Ids of the users that are online."""
-        return self.presence.online_users()
+        return await self.broker.online_users()
 
     # ---- rooms ------------------------------------------------------------------------
 
     async def join(self, room: str, client_id: str) -> bool:
-        """Put a client in a room; False if the client is unknown."""
+        """Put a client, wherever it is, in a room; False if the client is unknown."""
         conn = self._connections.get(client_id)
-        if conn is None or conn.closed:
+        if conn is None:
+            if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
+                await self._publish(Publication(kind="client", target=client_id, command="join", reason=room))
+                return True
             return False
-        members = self._rooms.get(room)
-        if members is None:
-            members = self._rooms[room] = {}
+        if conn.closed:
+            return False
+        members = self._rooms.setdefault(room, {})
         if client_id in members:
             return True
         members[client_id] = conn
         conn.rooms.add(room)
+        member = self._members.get(client_id)
+        if member is not None:
+            pending = self._after(client_id, self.broker.join(room, member))
+            if pending is not None:
+                await pending
         self._announce(room, conn, "join")
         return True
 
     async def leave(self, room: str, client_id: str) -> bool:
         """Take a client out of a room; empty rooms disappear. False if it was not in it."""
         conn = self._connections.get(client_id)
-        if conn is not None:
-            conn.rooms.discard(room)
-        left = self._drop_member(room, client_id)
-        if left and conn is not None:
-            self._announce(room, conn, "leave")
-        return left
+        if conn is None:
+            if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
+                await self._publish(Publication(kind="client", target=client_id, command="leave", reason=room))
+                return True
+            return False
+        conn.rooms.discard(room)
+        if not self._drop_local(room, client_id):
+            return False
+        member = self._members.get(client_id)
+        if member is not None:
+            pending = self._after(client_id, self.broker.leave(room, member))
+            if pending is not None:
+                await pending
+        self._announce(room, conn, "leave")
+        return True
 
     async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> int:
-        """Send to every member of a room (but `exclude`); the frame is built once."""
+        """Send to every member of a room on every node (but `exclude`); the message crosses
+        the broker once and each node builds the frame once. Returns the local deliveries."""
+        await self._publish(self._publication("room", room, data, exclude))
         members = self._rooms.get(room)
-        if not members:
-            return 0
-        return self._deliver(data, list(members.values()), exclude)
+        return self._deliver(data, list(members.values()), exclude) if members else 0
 
     async def room_members(self, room: str) -> list[str]:
-        """Ids of the clients in a room."""
-        return list(self._rooms.get(room, ()))
+        """Ids of the clients in a room, on every node."""
+        return [member.client_id for member in await self.broker.room_members(room)]
 
     async def room_count(self, room: str) -> int:
-        """How many clients are in a room."""
-        return len(self._rooms.get(room, ()))
+        """How many clients are in a room, on every node."""
+        return await self.broker.room_count(room)
 
     async def room_presence(self, room: str) -> list[dict[str, Any]]:
-        """Who is in a room: client id, user id and user info for each member."""
-        return [_who(conn) for conn in self._rooms.get(room, {}).values()]
+        """Who is in a room: client id, user id and public user info of each member."""
+        return [member.who() for member in await self.broker.room_members(room)]
 
     async def rooms(self) -> list[str]:
-        """Names of the rooms that have members."""
-        return list(self._rooms)
+        """Names of the rooms that have members, on any node."""
+        return await self.broker.rooms()
 
     # ---- delivery ----------------------------------------------------------------------
 
     def _announce(self, room: str, conn: Connection, action: str) -> None:
         if not self.room_presence_events:
             return
+        member = self._members.get(conn.id) or member_of(conn, self.node_id)
+        envelope = Envelope(env.PRESENCE, {"room": room, "action": action, **member.who()})
         members = self._rooms.get(room)
-        if not members:
-            return
-        listeners = [
-            member
-            for member in members.values()
-            if member.codec is not None and member.codec.whole_envelopes and member is not conn
-        ]
-        if listeners:
-            self._deliver(Envelope(env.PRESENCE, {"room": room, "action": action, **_who(conn)}), listeners, None)
+        if members:
+            listeners = [
+                m for m in members.values() if m.codec is not None and m.codec.whole_envelopes and m is not conn
+            ]
+            if listeners:
+                self._deliver(envelope, listeners, None)
+        if self.broker.is_cluster:
+            publication = self._publication("room", room, envelope, conn.id)
+            publication.channel_only = True
+            self._spawn(self.broker.publish(publication))
 
     @staticmethod
     def _deliver(data: Sendable, conns: list[Connection], exclude: str | None) -> int:
@@ -234,12 +442,3 @@ class Hub:
             if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):
                 sent += 1
         return sent
-
-
-def _who(conn: Connection) -> dict[str, Any]:
-    user = conn.user
-    return {
-        "client_id": conn.id,
-        "user": user.id if user is not None else None,
-        "info": dict(user.info) if user is not None else {},
-    }

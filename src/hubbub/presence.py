@@ -1,4 +1,8 @@
-"""Presence: which users are online, with a grace period so a quick reconnect does not flap."""
+"""Presence hooks: the app's on_online / on_offline callbacks.
+
+Whether a user is online is decided by the broker, once for the whole cluster;
+the node where the decision happens runs these hooks.
+"""
 
 from __future__ import annotations
 
@@ -13,62 +17,32 @@ logger = logging.getLogger("hubbub.presence")
 PresenceHook = Callable[[str], Awaitable[Any] | Any]
 
 
-class Presence:
-    """Counts each user's connections; fires `on_online` at the first and `on_offline`
-    `grace` seconds after the last closed, unless the user came back meanwhile."""
+class PresenceHooks:
+    """The registered on_online and on_offline callbacks."""
 
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.online_hooks: list[PresenceHook] = []
-        self.offline_hooks: list[PresenceHook] = []
-        self._counts: dict[str, int] = {}
-        self._leaving: dict[str, asyncio.TimerHandle] = {}
+    def __init__(self) -> None:
+        self.online: list[PresenceHook] = []
+        self.offline: list[PresenceHook] = []
 
-    def connected(self, user_id: str) -> None:
-        """A connection of `user_id` opened."""
-        count = self._counts.get(user_id, 0) + 1
-        self._counts[user_id] = count
-        pending = self._leaving.pop(user_id, None)
-        if pending is not None:
-            pending.cancel()
-        elif count == 1:
-            self._fire(self.online_hooks, user_id)
+    def fire_online(self, user_id: str) -> None:
+        """Run the on_online hooks for `user_id`."""
+        _fire(self.online, user_id)
 
-    def disconnected(self, user_id: str) -> None:
-        """A connection of `user_id` closed."""
-        count = self._counts.get(user_id, 0) - 1
-        if count > 0:
-            self._counts[user_id] = count
-            return
-        self._counts.pop(user_id, None)
-        if self.grace > 0:
-            loop = asyncio.get_running_loop()
-            self._leaving[user_id] = loop.call_later(self.grace, self._gone, user_id)
-        else:
-            self._fire(self.offline_hooks, user_id)
+    def fire_offline(self, user_id: str) -> None:
+        """Run the on_offline hooks for `user_id`."""
+        _fire(self.offline, user_id)
 
-    def _gone(self, user_id: str) -> None:
-        self._leaving.pop(user_id, None)
-        self._fire(self.offline_hooks, user_id)
 
-    def is_online(self, user_id: str) -> bool:
-        """Connected now, or within the grace period after the last connection closed."""
-        return user_id in self._counts or user_id in self._leaving
-
-    def online_users(self) -> list[str]:
-        """Users that are online (see `is_online`)."""
-        return [*self._counts, *(user for user in self._leaving if user not in self._counts)]
-
-    def _fire(self, hooks: list[PresenceHook], user_id: str) -> None:
-        for hook in hooks:
-            try:
-                result = hook(user_id)
-            except Exception:
-                logger.exception("presence hook %s failed for user %s", getattr(hook, "__name__", hook), user_id)
-                continue
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                task.add_done_callback(_log_failure)
+def _fire(hooks: list[PresenceHook], user_id: str) -> None:
+    for hook in hooks:
+        try:
+            result = hook(user_id)
+        except Exception:
+            logger.exception("presence hook %s failed for user %s", getattr(hook, "__name__", hook), user_id)
+            continue
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(_log_failure)
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

@@ -59,6 +59,7 @@ class RunningServer:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.app.shutdown()
+        await self.app.hub.stop()
         logger.info("server on %s:%s stopped", self.host, self.port)
         return clean
 
@@ -72,6 +73,7 @@ async def start(
     sock: socket.socket | None = None,
 ) -> RunningServer:
     """Run startup hooks and start listening; returns once the port is bound."""
+    await app.hub.start()
     background = await app.startup()
     server = Server(app, app.options, app.hub.stats)
     bound = await server.listen(host, port, reuse_port=reuse_port, sock=sock)

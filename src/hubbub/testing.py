@@ -112,9 +112,7 @@ async def serve_app(app: App, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
         await running.shutdown(timeout=5.0)
 
 
-async def wait_for(
-    condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01
-) -> None:
+async def wait_for(condition: Callable[[], object], timeout: float = 5.0, interval: float = 0.01) -> None:
     """Wait until `condition()` is true (it may be async); raise TimeoutError after `timeout`."""
     async with asyncio.timeout(timeout):
         while True:

@@ -8,6 +8,7 @@ test can run the same exchange over several independent WebSocket implementation
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,11 +16,12 @@ import aiohttp
 import msgpack
 import orjson
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from hubbub.client import WebSocketClient
 
-JSON = "hubbub.v1.json"
-MSGPACK = "hubbub.v1.msgpack"
+JSON = Subprotocol("hubbub.v1.json")
+MSGPACK = Subprotocol("hubbub.v1.msgpack")
 TIMEOUT = 5.0
 
 
@@ -38,6 +40,7 @@ class Peer:
         self.binary = binary
         self.frames: list[str | bytes] = []
         """Every frame received, as it came (to check what the client was shown)."""
+        self._skipped: deque[dict[str, Any]] = deque()
 
     @classmethod
     def of_websockets(cls, ws: ClientConnection) -> Peer:
@@ -77,7 +80,9 @@ class Peer:
         await self._send(msgpack.packb(envelope) if self.binary else orjson.dumps(envelope).decode())
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next envelope (decoded with the codec its frame type says)."""
+        """The next envelope (decoded with the codec its frame type says), oldest skipped one first."""
+        if self._skipped:
+            return self._skipped.popleft()
         async with asyncio.timeout(timeout):
             frame = await self._recv()
         self.frames.append(frame)
@@ -86,12 +91,22 @@ class Peer:
         return decoded
 
     async def recv_until(self, match: Callable[[dict[str, Any]], bool], timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next envelope `match` accepts; others (e.g. presence events) are skipped."""
-        async with asyncio.timeout(timeout):
-            while True:
-                envelope = await self.recv(timeout=timeout)
-                if match(envelope):
-                    return envelope
+        """The next envelope `match` accepts; others (e.g. presence events) are kept for later `recv` calls."""
+        for envelope in self._skipped:
+            if match(envelope):
+                self._skipped.remove(envelope)
+                return envelope
+        skipped = self._skipped
+        self._skipped = deque()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    envelope = await self.recv(timeout=timeout)
+                    if match(envelope):
+                        return envelope
+                    skipped.append(envelope)
+        finally:
+            self._skipped = skipped
 
     async def recv_type(self, type: str, timeout: float = TIMEOUT) -> dict[str, Any]:
         """The next envelope of `type`."""

@@ -273,12 +273,11 @@ def build_app(authenticator: Authenticator, mode: str = "close") -> tuple[App, S
         if event.type == "connect":
             seen.middleware.append(event.client_id)
 
-    for path, auth in (("/chat", None), ("/public", False)):
-        channel = app.channel(path, auth=auth)
-        channel.on("whoami")(whoami)
-        if auth is None:
-            channel.on_connect(lambda event: seen.connects.append(event.client_id))
-            channel.on_disconnect(lambda event: seen.disconnects.append(event.client_id))
+    chat = app.channel("/chat")
+    chat.on("whoami")(whoami)
+    chat.on_connect(lambda event: seen.connects.append(event.client_id))
+    chat.on_disconnect(lambda event: seen.disconnects.append(event.client_id))
+    app.channel("/public", auth=False).on("whoami")(whoami)
 
     async def tell_user(event: Event) -> None:
         await event.send(orjson.dumps({"user": event.user_id}).decode())
@@ -436,7 +435,8 @@ async def test_custom_authenticator(login: str, mode: str, flavour: str) -> None
     expected = CUSTOM_OUTCOMES[login]
     authenticator = by_header if flavour == "sync" else by_header_async
     async with serving(authenticator, mode) as (server, _):
-        url, kwargs = server.url("/chat"), {"headers": {"x-login": login}, "subprotocols": [JSON_PROTOCOL]}
+        url = server.url("/chat")
+        kwargs: dict[str, Any] = {"headers": {"x-login": login}, "subprotocols": [JSON_PROTOCOL]}
         if isinstance(expected, dict):
             peer = await open_peer(lib, url, **kwargs)
             assert await welcome_user(peer) == expected["user"]
@@ -508,60 +508,75 @@ async def test_refused_connection_never_reaches_middleware_or_handlers(mode: str
 
 # ---- expiry and refresh ------------------------------------------------------------------------
 
-SHORT_TTL = 1.2  # seconds: long enough to connect and refresh, short enough for a fast test
+
+def short_lived(sub: str = "alice") -> tuple[str, float]:
+    """A token expiring at the second after next: 1-2 s from now, long enough to connect and
+    refresh. (PyJWT compares whole seconds, so a fractional exp would shorten the margin.)"""
+    exp = float(int(time.time()) + 2)
+    return mint(sub, exp=exp), exp
 
 
-@pytest.mark.parametrize("lib", ["websockets", "aiohttp"])
-async def test_token_expiring_during_a_connection_closes_it_4002(lib: Lib) -> None:
+async def test_token_expiring_during_a_connection_closes_it_4002() -> None:
     async with serving(hs_auth()) as (server, seen):
-        peer = await open_peer(lib, server.url("/chat"), headers=bearer(mint("alice", ttl=SHORT_TTL)))
-        assert await welcome_user(peer) == "alice"
-        assert (await peer.request("whoami", None))["data"]["user"] == "alice"
-        closed = await peer.wait_closed(timeout=SHORT_TTL + 5)
-        assert closed.code == 4002
-        await peer.close()
-        await wait_for(lambda: seen.disconnects)
+        token, _ = short_lived()
+        peers = [await open_peer(lib, server.url("/chat"), headers=bearer(token)) for lib in LIBS]
+        for peer in peers:
+            assert await welcome_user(peer) == "alice"
+            assert (await peer.request("whoami", None))["data"]["user"] == "alice"
+        for peer in peers:
+            closed = await peer.wait_closed(timeout=5)
+            assert (closed.code, closed.reason) == (4002, "token expired")
+            await peer.close()
+        await wait_for(lambda: len(seen.disconnects) == len(LIBS))
+        assert await server.app.hub.user_clients("alice") == []
 
 
 async def test_refresh_for_the_same_user_keeps_the_connection_open() -> None:
     async with serving(hs_auth()) as (server, _):
-        short = mint("alice", ttl=SHORT_TTL)
+        token, first_expiry = short_lived()
         # Both connections hold the same short token; only `kept` refreshes it. `control` closing
         # with 4002 marks the moment the first token expired.
-        kept = await open_peer("websockets", server.url("/chat"), headers=bearer(short))
-        control = await open_peer("hubbub", server.url("/chat"), headers=bearer(short))
+        kept = await open_peer("websockets", server.url("/chat"), headers=bearer(token))
+        control = await open_peer("hubbub", server.url("/chat"), headers=bearer(token))
         for peer in (kept, control):
             assert await welcome_user(peer) == "alice"
-        fresh_claims = claims("alice", ttl=60)
-        reply = await kept.request("hubbub.refresh", {"token": jwt.encode(fresh_claims, SECRET)})
-        assert reply["data"] == {"expires_at": fresh_claims["exp"]}
-        assert (await control.wait_closed(timeout=SHORT_TTL + 5)).code == 4002
+        fresh = claims("alice", ttl=60)
+        reply = await kept.request("hubbub.refresh", {"token": jwt.encode(fresh, SECRET)})
+        assert reply["data"] == {"expires_at": fresh["exp"]}
+        assert (await control.wait_closed(timeout=5)).code == 4002
+        assert time.time() >= first_expiry
         assert (await kept.request("whoami", None, id=2))["data"]["user"] == "alice"
         assert len(await server.app.hub.user_clients("alice")) == 1
         for peer in (kept, control):
             await peer.close()
 
 
-@pytest.mark.parametrize(
-    "token",
-    [
-        pytest.param(lambda: mint("bob", ttl=60), id="another-user"),
-        pytest.param(lambda: mint("alice", ttl=-30), id="expired"),
-        pytest.param(lambda: tampered(mint("bob", ttl=60), sub="alice"), id="tampered"),
-        pytest.param(lambda: "garbage", id="garbage"),
-    ],
-)
-async def test_refresh_with_a_bad_token_is_refused_and_changes_nothing(token: Callable[[], str]) -> None:
+BAD_REFRESHES: dict[str, Callable[[], str]] = {
+    "another-user": lambda: mint("bob"),
+    "expired": lambda: mint("alice", ttl=-30),
+    "tampered": lambda: tampered(mint("bob"), sub="alice"),
+    "garbage": lambda: "garbage",
+}
+
+
+async def test_refresh_with_a_bad_token_is_refused_and_changes_nothing() -> None:
     async with serving(hs_auth()) as (server, _):
-        peer = await open_peer("aiohttp", server.url("/chat"), headers=bearer(mint("alice", ttl=SHORT_TTL)))
-        assert await welcome_user(peer) == "alice"
-        reply = await peer.request("hubbub.refresh", {"token": token()})
-        assert reply["error"]["code"] == "unauthorized"
-        assert (await peer.request("whoami", None, id=2))["data"]["user"] == "alice"
+        token, _ = short_lived()
+        peers: dict[str, Peer] = {}
+        for index, name in enumerate(BAD_REFRESHES):
+            lib = LIBS[index % len(LIBS)]
+            peers[name] = peer = await open_peer(lib, server.url("/chat"), headers=bearer(token))
+            assert await welcome_user(peer) == "alice"
+        for name, peer in peers.items():
+            reply = await peer.request("hubbub.refresh", {"token": BAD_REFRESHES[name]()})
+            assert reply["error"]["code"] == "unauthorized", name
+            assert (await peer.request("whoami", None, id=2))["data"]["user"] == "alice"
         assert await server.app.hub.user_clients("bob") == []
-        # The original expiry still holds: the refused token did not extend the connection.
-        assert (await peer.wait_closed(timeout=SHORT_TTL + 5)).code == 4002
-        await peer.close()
+        assert not await server.app.hub.is_online("bob")
+        # The original expiry still holds: no refused token extended any connection.
+        for peer in peers.values():
+            assert (await peer.wait_closed(timeout=5)).code == 4002
+            await peer.close()
 
 
 async def test_refresh_without_a_jwt_is_a_bad_request() -> None:

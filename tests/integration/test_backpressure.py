@@ -1,13 +1,16 @@
 """Backpressure: a client that never reads cannot make the server buffer without bound,
-cannot slow down or starve the other clients, and a client that catches up gets a drain event."""
+cannot slow down or starve the other clients, a client that catches up gets a drain event,
+and dropped messages never corrupt a connection's compression context."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -90,9 +93,12 @@ class BlastApp:
 
 
 @asynccontextmanager
-async def stalled_client(server: TestServer, path: str) -> AsyncIterator[tuple[socket.socket, bytes]]:
-    """A raw client with a tiny receive buffer that completes the handshake and then reads
-    only when the test says so; yields the socket and any bytes read past the 101."""
+async def stalled_client(
+    server: TestServer, path: str, *, deflate: bool = False
+) -> AsyncIterator[tuple[socket.socket, bytes]]:
+    """A raw client with a tiny receive buffer that completes the handshake (offering
+    permessage-deflate if asked) and then reads only when the test says so; yields the
+    socket and any bytes read past the 101."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -102,7 +108,9 @@ async def stalled_client(server: TestServer, path: str) -> AsyncIterator[tuple[s
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         request = (
             f"GET {path} HTTP/1.1\r\nhost: {server.host}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-            f"sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n\r\n"
+            f"sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n"
+            + ("sec-websocket-extensions: permessage-deflate\r\n" if deflate else "")
+            + "\r\n"
         )
         await loop.sock_sendall(sock, request.encode("latin-1"))
         received = b""
@@ -113,6 +121,7 @@ async def stalled_client(server: TestServer, path: str) -> AsyncIterator[tuple[s
                 received += chunk
         head, _, rest = received.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
+        assert (b"permessage-deflate" in head) is deflate
         yield sock, rest
     finally:
         sock.close()
@@ -234,3 +243,72 @@ async def test_drain_fires_when_a_backed_up_client_catches_up(chatty: bool) -> N
         assert [frame.decode() for frame in frames if frame != b"hi"] == [payload(i, 1024) for i in range(sent)]
         assert not chatty or echoes > 0
         assert blast.drains.empty()  # one drain per catch-up
+
+
+def chained(index: int) -> str:
+    """Message `index` repeats the random part of message index-1, so with context takeover
+    its compressed form refers back into the previous message."""
+
+    def noise(seed: int) -> str:
+        return hashlib.shake_128(f"noise {seed}".encode()).hexdigest(800)
+
+    return f"{index:06d} {noise(index - 1)} {noise(index)}"
+
+
+def next_frame(buffer: bytearray) -> tuple[int, bytes] | None:
+    """Take the first complete unmasked frame (up to 16-bit lengths) off `buffer`: (first byte, payload)."""
+    if len(buffer) < 2:
+        return None
+    length, start = buffer[1], 2
+    if length == 126:
+        if len(buffer) < 4:
+            return None
+        length, start = int.from_bytes(buffer[2:4], "big"), 4
+    if len(buffer) < start + length:
+        return None
+    frame = (buffer[0], bytes(buffer[start : start + length]))
+    del buffer[: start + length]
+    return frame
+
+
+async def test_dedicated_deflate_stays_decodable_after_dropped_messages() -> None:
+    """With a compression context per connection, a message dropped by backpressure must not
+    leave the server compressing against history the client never received."""
+    drained = asyncio.Event()
+    app = App(compression="dedicated", backpressure_policy="drop", max_backpressure=16 * 1024)
+    app.websocket("/c", on_drain=lambda event: drained.set())
+    async with serve_app(app) as server, stalled_client(server, "/c", deflate=True) as (sock, rest):
+        conn = await only_client(server)
+        sent = 0
+        async with asyncio.timeout(10):
+            # Batches well under the limit, one per loop iteration: drops come only once the kernel is full.
+            while conn.dropped_count == 0:
+                for index in range(sent, sent + 8):
+                    await conn.send(chained(index))
+                sent += 8
+                await asyncio.sleep(0)
+        assert not drained.is_set()
+        loop = asyncio.get_running_loop()
+        inflate = zlib.decompressobj(-15)
+        buffer = bytearray(rest)
+        indexes: list[int] = []
+
+        async def read_until(condition: Callable[[], bool]) -> None:
+            while not condition():
+                chunk = await loop.sock_recv(sock, 65536)
+                assert chunk, "server closed the connection"
+                buffer.extend(chunk)
+                while (frame := next_frame(buffer)) is not None:
+                    assert frame[0] == 0xC1  # final, compressed, text
+                    text = inflate.decompress(frame[1] + b"\x00\x00\xff\xff").decode()
+                    index = int(text[:6])
+                    assert text == chained(index), f"message {index} did not decompress to what was sent"
+                    indexes.append(index)
+
+        async with asyncio.timeout(10):
+            await read_until(drained.is_set)  # caught up with everything queued
+            for index in range(sent, sent + 5):  # these follow dropped ones and must be decodable
+                assert await conn.send(chained(index))
+            await read_until(lambda: bool(indexes) and indexes[-1] == sent + 4)
+        assert indexes == sorted(indexes)
+        assert len(indexes) == sent + 5 - conn.dropped_count

@@ -67,7 +67,9 @@ async def open_peer(session: aiohttp.ClientSession, url: str) -> tuple[Peer, str
 def logged(caplog: pytest.LogCaptureFixture, client_id: str, *words: str) -> bool:
     """Whether a hubbub log record names the connection and contains every word."""
     return any(
-        record.name.startswith("hubbub") and client_id in record.getMessage() and all(w in record.getMessage() for w in words)
+        record.name.startswith("hubbub")
+        and client_id in record.getMessage()
+        and all(w in record.getMessage() for w in words)
         for record in caplog.records
     )
 
@@ -116,19 +118,21 @@ async def test_unknown_type_request_is_answered_under_its_id(caplog: pytest.LogC
 
 async def test_handler_exception_is_an_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     """A raising handler: "internal error" to the client (request and event), the traceback only in the log."""
-    async with serve_app(make_app(Probe())) as server:
-        async with ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws:  # type: ignore[list-item]
-            peer = Peer.of_websockets(ws)
-            client_id = (await peer.welcome())["client_id"]
-            reply = await peer.request("boom", id=3)
-            assert reply == {"id": 3, "error": {"code": "handler_error", "message": "internal error"}}
-            await peer.send({"type": "boom"})
-            event_error = await peer.recv()
-            assert event_error == {
-                "type": "hubbub.error",
-                "error": {"code": "handler_error", "message": "internal error", "type": "boom"},
-            }
-            await still_open(peer, 4)
+    async with (
+        serve_app(make_app(Probe())) as server,
+        ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws,
+    ):
+        peer = Peer.of_websockets(ws)
+        client_id = (await peer.welcome())["client_id"]
+        reply = await peer.request("boom", id=3)
+        assert reply == {"id": 3, "error": {"code": "handler_error", "message": "internal error"}}
+        await peer.send({"type": "boom"})
+        event_error = await peer.recv()
+        assert event_error == {
+            "type": "hubbub.error",
+            "error": {"code": "handler_error", "message": "internal error", "type": "boom"},
+        }
+        await still_open(peer, 4)
     assert not any(SECRET in str(frame) or "Traceback" in str(frame) for frame in peer.frames)
     failures = [r for r in caplog.records if r.exc_info and client_id in r.getMessage()]
     assert len(failures) == 2 and all(SECRET in str(r.exc_info[1]) for r in failures if r.exc_info)
@@ -159,6 +163,11 @@ async def test_envelope_error_reaches_the_client_as_raised(caplog: pytest.LogCap
         assert reply == {"id": 8, "error": {"code": "out_of_stock", "message": "no more widgets", "left": 0}}
         await peer.send({"type": "refuse"})
         event_error: dict[str, Any] = await peer.recv()
-        assert event_error["error"] == {"code": "out_of_stock", "message": "no more widgets", "left": 0, "type": "refuse"}
+        assert event_error["error"] == {
+            "code": "out_of_stock",
+            "message": "no more widgets",
+            "left": 0,
+            "type": "refuse",
+        }
         await still_open(peer, 9)
         assert logged(caplog, client_id, "out_of_stock")

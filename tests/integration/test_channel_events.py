@@ -91,27 +91,32 @@ def seen() -> asyncio.Queue[Any]:
 
 async def test_requests_are_answered_under_their_id(calls: Counter[str], seen: asyncio.Queue[Any]) -> None:
     """Each type reaches its own handler; int and str ids come back unchanged with the return value."""
-    async with serve_app(make_app(calls, seen)) as server:
-        async with ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws:  # type: ignore[list-item]
-            peer = Peer.of_websockets(ws)
-            await peer.welcome()
-            assert await peer.request("echo", [1, "two"], id=41) == {"id": 41, "data": {"echo": [1, "two"]}}
-            assert await peer.request("upper", "hey", id="req-a") == {"id": "req-a", "data": "HEY"}
-            assert await peer.request("echo", None, id=0) == {"id": 0, "data": {"echo": None}}
+    async with (
+        serve_app(make_app(calls, seen)) as server,
+        ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws,
+    ):
+        peer = Peer.of_websockets(ws)
+        await peer.welcome()
+        assert await peer.request("echo", [1, "two"], id=41) == {"id": 41, "data": {"echo": [1, "two"]}}
+        assert await peer.request("upper", "hey", id="req-a") == {"id": "req-a", "data": "HEY"}
+        assert await peer.request("echo", None, id=0) == {"id": 0, "data": {"echo": None}}
     assert calls == Counter(echo=2, upper=1)
     assert [seen.get_nowait() for _ in range(2)] == [("echo", 41, [1, "two"]), ("echo", 0, None)]
 
 
 async def test_events_without_id_get_no_reply(calls: Counter[str], seen: asyncio.Queue[Any]) -> None:
     """An event runs its handler but nothing is sent back: the next frame is the reply to a later request."""
-    async with serve_app(make_app(calls, seen)) as server, aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url("/chat"), protocols=(JSON,)) as ws:
-            peer = Peer.of_aiohttp(ws)
-            await peer.welcome()
-            await peer.send({"type": "echo", "data": "fire and forget"})
-            await peer.send({"type": "upper", "data": "ping"})
-            assert await peer.request("upper", "after", id=2) == {"id": 2, "data": "AFTER"}
-            assert len(peer.frames) == 2
+    async with (
+        serve_app(make_app(calls, seen)) as server,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url("/chat"), protocols=(JSON,)) as ws,
+    ):
+        peer = Peer.of_aiohttp(ws)
+        await peer.welcome()
+        await peer.send({"type": "echo", "data": "fire and forget"})
+        await peer.send({"type": "upper", "data": "ping"})
+        assert await peer.request("upper", "after", id=2) == {"id": 2, "data": "AFTER"}
+        assert len(peer.frames) == 2
     assert seen.get_nowait() == ("echo", None, "fire and forget")
     assert calls == Counter(echo=1, upper=2)
 
@@ -154,25 +159,30 @@ async def test_msgspec_payloads_are_validated(calls: Counter[str], seen: asyncio
 
 async def test_text_codec_route_passes_bare_strings(calls: Counter[str], seen: asyncio.Queue[Any]) -> None:
     """A "text" channel: no welcome, every text frame is a "message" event, sends are the bare data."""
-    async with serve_app(make_app(calls, seen)) as server:
-        async with ws_connect(server.url("/text")) as ws:
-            await ws.send('{"type": "not parsed"}')
-            assert await asyncio.wait_for(ws.recv(), 5) == '{"TYPE": "NOT PARSED"}'
-            await ws.send("second")
-            assert await asyncio.wait_for(ws.recv(), 5) == "SECOND"
+    async with (
+        serve_app(make_app(calls, seen)) as server,
+        ws_connect(server.url("/text")) as ws,
+    ):
+        await ws.send('{"type": "not parsed"}')
+        assert await asyncio.wait_for(ws.recv(), 5) == '{"TYPE": "NOT PARSED"}'
+        await ws.send("second")
+        assert await asyncio.wait_for(ws.recv(), 5) == "SECOND"
     assert calls["text"] == 2
 
 
 async def test_bytes_codec_route_passes_bare_bytes(calls: Counter[str], seen: asyncio.Queue[Any]) -> None:
     """A "bytes" channel: binary frames in and out untouched; a text frame is refused with an error, not a close."""
-    async with serve_app(make_app(calls, seen)) as server, aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url("/bytes")) as ws:
-            await ws.send_bytes(b"\x00\x01\xff")
-            reply = await ws.receive(timeout=5)
-            assert reply.type == aiohttp.WSMsgType.BINARY and reply.data == b"\xff\x01\x00"
-            await ws.send_str("text is not accepted here")
-            refused = await ws.receive(timeout=5)
-            assert refused.type == aiohttp.WSMsgType.BINARY and b"invalid_message" in refused.data
-            await ws.send_bytes(b"ok")
-            assert (await ws.receive(timeout=5)).data == b"ko"
+    async with (
+        serve_app(make_app(calls, seen)) as server,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url("/bytes")) as ws,
+    ):
+        await ws.send_bytes(b"\x00\x01\xff")
+        reply = await ws.receive(timeout=5)
+        assert reply.type == aiohttp.WSMsgType.BINARY and reply.data == b"\xff\x01\x00"
+        await ws.send_str("text is not accepted here")
+        refused = await ws.receive(timeout=5)
+        assert refused.type == aiohttp.WSMsgType.BINARY and b"invalid_message" in refused.data
+        await ws.send_bytes(b"ok")
+        assert (await ws.receive(timeout=5)).data == b"ko"
     assert calls["bytes"] == 2

@@ -58,16 +58,18 @@ async def next_outcome(outcomes: asyncio.Queue[Any]) -> Any:
 
 async def test_reply_reaches_the_waiting_handler(outcomes: asyncio.Queue[Any]) -> None:
     """The client's reply settles the call while the calling handler is still running (no deadlock)."""
-    async with serve_app(make_app(outcomes)) as server:
-        async with ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws:  # type: ignore[list-item]
-            peer = Peer.of_websockets(ws)
-            await peer.welcome()
-            await peer.send({"type": "ask", "data": {}, "id": 1})
-            question = await peer.recv()
-            assert question["type"] == "confirm" and question["data"] == {"question": "sure?"}
-            assert isinstance(question["id"], str)
-            await peer.send({"id": question["id"], "data": "yes"})
-            assert await peer.recv() == {"id": 1, "data": {"client said": "yes"}}
+    async with (
+        serve_app(make_app(outcomes)) as server,
+        ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws,
+    ):
+        peer = Peer.of_websockets(ws)
+        await peer.welcome()
+        await peer.send({"type": "ask", "data": {}, "id": 1})
+        question = await peer.recv()
+        assert question["type"] == "confirm" and question["data"] == {"question": "sure?"}
+        assert isinstance(question["id"], str)
+        await peer.send({"id": question["id"], "data": "yes"})
+        assert await peer.recv() == {"id": 1, "data": {"client said": "yes"}}
     assert await next_outcome(outcomes) == ("answer", "yes")
 
 
@@ -93,29 +95,35 @@ async def test_reply_is_read_while_messages_queue_behind_the_handler(outcomes: a
 
 async def test_reply_over_msgpack(outcomes: asyncio.Queue[Any]) -> None:
     """The same round trip in MessagePack over aiohttp."""
-    async with serve_app(make_app(outcomes)) as server, aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url("/chat"), protocols=(MSGPACK,)) as ws:
-            peer = Peer.of_aiohttp(ws)
-            await peer.welcome()
-            await peer.send({"type": "ask", "data": {}, "id": 2})
-            question = await peer.recv()
-            await peer.send({"id": question["id"], "data": [1, b"\x00"]})
-            assert await peer.recv() == {"id": 2, "data": {"client said": [1, b"\x00"]}}
-            assert all(isinstance(frame, bytes) for frame in peer.frames)
+    async with (
+        serve_app(make_app(outcomes)) as server,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url("/chat"), protocols=(MSGPACK,)) as ws,
+    ):
+        peer = Peer.of_aiohttp(ws)
+        await peer.welcome()
+        await peer.send({"type": "ask", "data": {}, "id": 2})
+        question = await peer.recv()
+        await peer.send({"id": question["id"], "data": [1, b"\x00"]})
+        assert await peer.recv() == {"id": 2, "data": {"client said": [1, b"\x00"]}}
+        assert all(isinstance(frame, bytes) for frame in peer.frames)
     assert await next_outcome(outcomes) == ("answer", [1, b"\x00"])
     assert msgpack.unpackb(peer.frames[-1])["id"] == 2
 
 
 async def test_error_reply_raises_request_failed(outcomes: asyncio.Queue[Any]) -> None:
     """An {"id", "error"} reply raises RequestFailed with the client's code and message."""
-    async with serve_app(make_app(outcomes)) as server, aiohttp.ClientSession() as session:
-        async with session.ws_connect(server.url("/chat"), protocols=(JSON,)) as ws:
-            peer = Peer.of_aiohttp(ws)
-            await peer.welcome()
-            await peer.send({"type": "ask", "data": {}, "id": "a"})
-            question = await peer.recv()
-            await peer.send({"id": question["id"], "error": {"code": "declined", "message": "no thanks"}})
-            assert await peer.recv() == {"id": "a", "data": {"failed": "declined"}}
+    async with (
+        serve_app(make_app(outcomes)) as server,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(server.url("/chat"), protocols=(JSON,)) as ws,
+    ):
+        peer = Peer.of_aiohttp(ws)
+        await peer.welcome()
+        await peer.send({"type": "ask", "data": {}, "id": "a"})
+        question = await peer.recv()
+        await peer.send({"id": question["id"], "error": {"code": "declined", "message": "no thanks"}})
+        assert await peer.recv() == {"id": "a", "data": {"failed": "declined"}}
     assert await next_outcome(outcomes) == ("failed", "declined", "no thanks")
 
 
@@ -148,14 +156,16 @@ async def test_connection_closed_while_waiting(outcomes: asyncio.Queue[Any]) -> 
 
 async def test_reply_with_unknown_id_is_a_bad_request(outcomes: asyncio.Queue[Any]) -> None:
     """A reply nobody asked for gets a bad_request hubbub.error; the connection stays usable."""
-    async with serve_app(make_app(outcomes)) as server:
-        async with ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws:  # type: ignore[list-item]
-            peer = Peer.of_websockets(ws)
-            await peer.welcome()
-            for reply in ({"id": "s999999", "data": 1}, {"id": 17, "error": {"code": "x", "message": "y"}}):
-                await peer.send(reply)
-                error = await peer.recv()
-                assert error["type"] == "hubbub.error" and error["error"]["code"] == "bad_request"
-                assert str(reply["id"]) in error["error"]["message"]
-            assert await peer.request("ping", id=6) == {"id": 6, "data": "pong"}
+    async with (
+        serve_app(make_app(outcomes)) as server,
+        ws_connect(server.url("/chat"), subprotocols=[JSON]) as ws,
+    ):
+        peer = Peer.of_websockets(ws)
+        await peer.welcome()
+        for reply in ({"id": "s999999", "data": 1}, {"id": 17, "error": {"code": "x", "message": "y"}}):
+            await peer.send(reply)
+            error = await peer.recv()
+            assert error["type"] == "hubbub.error" and error["error"]["code"] == "bad_request"
+            assert str(reply["id"]) in error["error"]["message"]
+        assert await peer.request("ping", id=6) == {"id": 6, "data": "pong"}
     assert outcomes.empty()

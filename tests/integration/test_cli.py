@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
 from hubbub.client import connect as hub_connect
 
@@ -93,6 +94,17 @@ async def test_run_serves_the_app(tmp_path: Path, target: str, use_script: bool)
     async with running([*base, "run", target, "--port", str(port)], port, tmp_path / "err.log"):
         await echo_round_trip(port)
     assert "Traceback" not in (tmp_path / "err.log").read_text()
+
+
+async def test_compression_flag_overrides_the_app(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "hubbub", "run", APP_FILE, "--port", str(port), "--compression", "shared"]
+    async with running(command, port, tmp_path / "err.log"), ws_connect(f"ws://127.0.0.1:{port}/echo") as ws:
+        assert ws.response is not None  # the app itself leaves compression disabled
+        assert ws.response.headers["Sec-WebSocket-Extensions"] == "permessage-deflate; server_no_context_takeover"
+        await asyncio.wait_for(ws.recv(), 5)  # the greeting
+        await ws.send("compressible " * 100)
+        assert await asyncio.wait_for(ws.recv(), 5) == "compressible " * 100
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,13 @@
           reply = { id, error: { code, message } };
         }
       }
-      if (ws === this._ws && this.connected) ws.send(JSON.stringify(reply));
+      let text;
+      try {
+        text = JSON.stringify(reply);
+      } catch (error) {
+        text = JSON.stringify({ id, error: { code: "handler_error", message: `reply is not JSON: ${error.message}` } });
+      }
+      if (ws === this._ws && this.connected) ws.send(text);
     }
 
     // ---- rooms -----------------------------------------------------------------------
@@ -304,13 +310,14 @@
       this._stopped = true;
       clearTimeout(this._timer);
       this._timer = null;
-      this._failAll(new HubbubError("closed", "the client was closed"), true);
+      const error = new HubbubError("closed", "the client was closed");
+      this._failAll(error, true);
+      this._stopReady(error);
       const ws = this._ws;
       if (ws && ws.readyState <= 1) {
         ws.close(code, reason);
       } else {
         this._ws = null;
-        this._stopReady(new HubbubError("closed", "the client was closed"));
         this._fire("close", { code, reason, willReconnect: false, wasClean: true });
       }
     }

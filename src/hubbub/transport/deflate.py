@@ -184,3 +184,8 @@ class Deflater:
         if data.endswith(_TAIL):
             data = data[:-4]
         return data or b"\x00"
+
+    def forget(self) -> None:
+        """The last message was never sent: start the next one afresh (a peer that kept its
+        context still decodes it; it just must not refer to what the peer never got)."""
+        self._deflate = None

@@ -36,6 +36,9 @@ class Session(WebSocketListener, Protocol):
     def attach(self, ws: WebSocketProtocol) -> None:
         """The handshake is done and `ws` is open."""
 
+    def abandon(self) -> None:
+        """The app accepted, but the handshake was dropped before it completed."""
+
 
 class Dispatcher(Protocol):
     """What the server asks of the app."""
@@ -68,6 +71,9 @@ class ClosingSession:
 
     def attach(self, ws: WebSocketProtocol) -> None:
         ws.close(self.code, self.reason)
+
+    def abandon(self) -> None:
+        pass
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -234,13 +240,14 @@ class HttpProtocol(asyncio.Protocol):
                 session = await server.call_upgrade(request)
             finally:
                 server.pending_upgrades -= 1
-        if self._done:
-            return
         if isinstance(session, Response):
-            self._respond_and_close(session)
+            if not self._done:
+                self._respond_and_close(session)
             return
-        if server.closing:
-            self._respond_and_close(error_response(503, "server shutting down"))
+        if self._done or server.closing:
+            session.abandon()
+            if not self._done:
+                self._respond_and_close(error_response(503, "server shutting down"))
             return
         self._switch(checked, request, session)
 

@@ -207,7 +207,10 @@ class WebSocketProtocol(asyncio.Protocol):
         deflater = self._deflater
         if deflater is None:
             return self.send_frame(message.shared(self._deflate_bits))
-        return self.send_frame(encode_frame(message.opcode, deflater.compress(message.payload), rsv1=True))
+        if self.send_frame(encode_frame(message.opcode, deflater.compress(message.payload), rsv1=True)):
+            return True
+        deflater.forget()  # dropped: the peer's context must not be assumed to hold this message
+        return False
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an encoded data frame, applying the backpressure limit."""

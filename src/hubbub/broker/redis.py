@@ -1,0 +1,523 @@
+"""The Redis engine: many worker processes and machines behave as one server.
+
+- Publications go through Redis pub/sub: one channel per room (a node subscribes
+  to the rooms it has members in), one for everything else. A broadcast crosses
+  Redis once and each node fans it out locally. Publishes are pipelined: all
+  those made in one event-loop iteration leave in one round trip.
+- Membership, users and presence live in Redis, changed by Lua scripts
+  (`redis_scripts`), so limits and online/offline decisions are cluster-wide and
+  happen once.
+- Each node holds a lease renewed by a heartbeat; a node that stops renewing it
+  (killed) is reaped by the others: its connections leave their rooms and users
+  who had no other connection go offline.
+- Outages: local clients keep being served; the node reconnects with backoff,
+  resubscribes, rewrites its state, and reports not ready meanwhile. Cross-node
+  publications made while Redis is down are lost (counted in `lost_publications`),
+  not queued. A subscription that goes silent while commands still work (a
+  "deaf" node) is detected by a ping through its own channel and rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from hubbub.broker import redis_scripts as lua
+from hubbub.broker.base import Broker, ClusterListener, Member, Publication, Registration, new_node_id
+from hubbub.errors import BrokerUnavailable, ConfigurationError
+
+logger = logging.getLogger("hubbub.broker.redis")
+
+try:
+    import msgpack
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - checked when a RedisBroker is made
+    aioredis = None  # type: ignore[assignment]
+
+
+def _member_blob(member: Member) -> str:
+    return json.dumps(
+        {"c": member.client_id, "n": member.node_id, "u": member.user_id, "i": dict(member.info)},
+        separators=(",", ":"),
+    )
+
+
+def _member_from_blob(blob: bytes | str) -> Member:
+    raw = json.loads(blob)
+    return Member(raw["c"], raw["n"], raw.get("u"), raw.get("i") or {})
+
+
+class RedisBroker(Broker):
+    """A broker on a Redis server (redis-py asyncio client)."""
+
+    is_cluster = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "hubbub",
+        lease: float = 5.0,
+        presence_grace: float = 2.0,
+        reconnect_max: float = 5.0,
+    ) -> None:
+        if aioredis is None:
+            raise ConfigurationError("the Redis broker needs redis and msgpack: pip install 'hubbub[redis]'")
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError(f"not a Redis URL: {url!r} (expected redis://HOST:PORT/DB)")
+        self.url = url
+        self.ns = namespace
+        self.node_id = new_node_id()
+        self.lease = lease
+        self.heartbeat = lease / 3
+        self.presence_grace = presence_grace
+        self.reconnect_max = reconnect_max
+        self.lost_publications = 0
+        """Publications that could not be sent because Redis was unreachable."""
+        self.reconnects = 0
+        """How many times the subscription was rebuilt."""
+        self._redis: aioredis.Redis | None = None
+        self._listener: ClusterListener | None = None
+        self._members: dict[str, Member] = {}
+        self._local_rooms: dict[str, set[str]] = {}
+        self._member_rooms: dict[str, set[str]] = {}
+        self._subscribed: set[str] = set()
+        self._pubsub: Any = None
+        self._outgoing: list[tuple[str, bytes]] = []
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listen_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
+        self._connected = False
+        self._subscribed_ok = False
+        self._stopping = False
+        self._ping_sent: str | None = None
+        self._ping_sent_at = 0.0
+        self._needs_resync = False
+        self._subscribed_event = asyncio.Event()
+
+    # ---- names -------------------------------------------------------------------
+
+    def _room_channel(self, room: str) -> str:
+        return f"{self.ns}:ch:room:{room}"
+
+    @property
+    def _all_channel(self) -> str:
+        return f"{self.ns}:ch:all"
+
+    @property
+    def _node_channel(self) -> str:
+        return f"{self.ns}:ch:node:{self.node_id}"
+
+    @property
+    def ready(self) -> bool:
+        return self._connected and self._subscribed_ok
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    async def start(self, listener: ClusterListener) -> None:
+        self._listener = listener
+        try:
+            self._redis = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis URL {self.url!r}: {exc}") from None
+        try:
+            await self._redis.ping()
+            await self._renew_lease()
+        except (RedisError, OSError) as exc:
+            await self._redis.aclose()
+            raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
+        self._connected = True
+        self._listen_task = asyncio.create_task(self._listen_forever(), name="hubbub-redis-listen")
+        self._beat_task = asyncio.create_task(self._beat_forever(), name="hubbub-redis-heartbeat")
+        await asyncio.wait_for(self._subscribed_event.wait(), 5.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in (self._listen_task, self._beat_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+        for task in (self._listen_task, self._beat_task, *self._tasks):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                for member in list(self._members.values()):
+                    await self.unregister(member, [])
+                await self._redis.zrem(f"{self.ns}:nodes", self.node_id)
+                await self._redis.delete(f"{self.ns}:conns:{self.node_id}")
+            await self._redis.aclose()
+        self._connected = False
+        self._subscribed_ok = False
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- heartbeat, reaping, resync ----------------------------------------------------
+
+    async def _renew_lease(self) -> None:
+        assert self._redis is not None
+        await self._redis.zadd(f"{self.ns}:nodes", {self.node_id: int((time.time() + self.lease) * 1000)})
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self._renew_lease()
+                if not self._connected or self._needs_resync:
+                    await self._resync()
+                self._connected = True
+                await self._flush_dropped()
+                await self._check_deaf()
+                await self._reap()
+            except (RedisError, OSError) as exc:
+                if self._connected:
+                    logger.warning("Redis unreachable (%s); serving local clients only", exc)
+                self._connected = False
+                self._needs_resync = True
+
+    async def _resync(self) -> None:
+        """Rewrite this node's connections and memberships (a reaper may have removed them)."""
+        assert self._redis is not None
+        for member in list(self._members.values()):
+            online = await self._redis.eval(
+                lua.REGISTER,
+                0,
+                self.ns,
+                _now_ms(),
+                member.client_id,
+                self.node_id,
+                _member_blob(member),
+                member.user_id or "",
+                0,
+                0,
+            )
+            if online == 1 and self._listener is not None and member.user_id is not None:
+                self._listener.user_online(member.user_id)
+            for room in self._member_rooms.get(member.client_id, ()):
+                await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
+        self._needs_resync = False
+        logger.info("Redis state of node %s rewritten (%d connections)", self.node_id, len(self._members))
+
+    async def _flush_dropped(self) -> None:
+        if self._listener is None:
+            return
+        count = self._listener.drain_dropped()
+        if count:
+            assert self._redis is not None
+            await self._redis.incrby(f"{self.ns}:dropped", count)
+
+    async def _check_deaf(self) -> None:
+        """Publish a ping to our own channel; if the last one never came back, rebuild the subscription."""
+        assert self._redis is not None
+        now = time.monotonic()
+        if self._ping_sent is not None and now - self._ping_sent_at > self.heartbeat * 2:
+            logger.warning("subscription of node %s is deaf; resubscribing", self.node_id)
+            self._ping_sent = None
+            if self._listen_task is not None:
+                self._listen_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._listen_task
+            self._listen_task = asyncio.create_task(self._listen_forever(), name="hubbub-redis-listen")
+            return
+        if self._ping_sent is None:
+            token = uuid.uuid4().hex
+            self._ping_sent = token
+            self._ping_sent_at = now
+            await self._redis.publish(self._node_channel, b"ping:" + token.encode())
+
+    async def _reap(self) -> None:
+        assert self._redis is not None
+        now = _now_ms()
+        for raw in await self._redis.zrangebyscore(f"{self.ns}:nodes", "-inf", now - 1):
+            dead = _text(raw)
+            if dead == self.node_id:
+                continue
+            out = await self._redis.eval(lua.REAP_NODE, 0, self.ns, dead, now)
+            if out:
+                logger.info("reaped node %s", dead)
+            for i in range(0, len(out), 3):
+                kind, key, blob = _text(out[i]), _text(out[i + 1]), out[i + 2]
+                if kind == "leave":
+                    member = _member_from_blob(blob)
+                    await self._publish_now(self._room_channel(key), _presence_leave(key, member, "reaper"))
+                elif kind == "offline" and self._listener is not None:
+                    self._listener.user_offline(key)
+
+    # ---- subscription ---------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        while not self._stopping:
+            pubsub = None
+            try:
+                assert self._redis is not None
+                pubsub = self._redis.pubsub()
+                rooms = [self._room_channel(room) for room in self._subscribed]
+                await pubsub.subscribe(self._all_channel, self._node_channel, *rooms)
+                self._pubsub = pubsub
+                self._subscribed_ok = True
+                self._subscribed_event.set()
+                if delay > 0.1:
+                    self.reconnects += 1
+                    self._needs_resync = True
+                    logger.info("node %s resubscribed to Redis", self.node_id)
+                delay = 0.1
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._received(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._subscribed_ok:
+                    logger.warning("subscription of node %s lost: %s", self.node_id, exc)
+                self._subscribed_ok = False
+                self._pubsub = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.reconnect_max)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        if _text(channel) == self._node_channel:
+            if data.startswith(b"ping:") and self._ping_sent == _text(data[5:]):
+                self._ping_sent = None
+            return
+        try:
+            publication = Publication.from_wire(msgpack.unpackb(data, raw=False))
+        except Exception:
+            logger.warning("ignored a malformed publication on %s", channel)
+            return
+        if publication.origin != self.node_id and self._listener is not None:
+            self._listener.deliver(publication)
+
+    async def _subscribe(self, room: str) -> None:
+        self._subscribed.add(room)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.subscribe(self._room_channel(room))
+
+    async def _unsubscribe(self, room: str) -> None:
+        self._subscribed.discard(room)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(self._room_channel(room))
+
+    # ---- publishing ---------------------------------------------------------------------
+
+    async def publish(self, publication: Publication) -> None:
+        publication.origin = publication.origin or self.node_id
+        channel = self._room_channel(str(publication.target)) if publication.kind == "room" else self._all_channel
+        self._outgoing.append((channel, msgpack.packb(publication.to_wire(), use_bin_type=True)))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._outgoing = self._outgoing, []
+        if batch:
+            self._spawn(self._flush(batch))
+
+    async def _flush(self, batch: list[tuple[str, bytes]]) -> None:
+        if not self._connected or self._redis is None:
+            self.lost_publications += len(batch)
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+        except (RedisError, OSError):
+            self.lost_publications += len(batch)
+
+    async def _publish_now(self, channel: str, publication: Publication) -> None:
+        assert self._redis is not None
+        await self._redis.publish(channel, msgpack.packb(publication.to_wire(), use_bin_type=True))
+
+    # ---- connections --------------------------------------------------------------------
+
+    async def register(
+        self, member: Member, *, max_connections: int | None = None, max_per_user: int | None = None
+    ) -> Registration:
+        if not self._connected or self._redis is None:
+            raise BrokerUnavailable("Redis is unreachable")
+        result = await self._redis.eval(
+            lua.REGISTER,
+            0,
+            self.ns,
+            _now_ms(),
+            member.client_id,
+            self.node_id,
+            _member_blob(member),
+            member.user_id or "",
+            max_connections or 0,
+            max_per_user or 0,
+        )
+        if result == -1:
+            return Registration.OVER_CAPACITY
+        if result == -2:
+            return Registration.TOO_MANY_FOR_USER
+        self._members[member.client_id] = member
+        if result == 1 and self._listener is not None and member.user_id is not None:
+            self._listener.user_online(member.user_id)
+        return Registration.OK
+
+    async def unregister(self, member: Member, rooms: list[str]) -> None:
+        self._members.pop(member.client_id, None)
+        for room in self._member_rooms.pop(member.client_id, set()):
+            await self._forget_local(room, member.client_id)
+        if self._redis is None:
+            return
+        token = uuid.uuid4().hex
+        grace_ms = int(self.presence_grace * 1000)
+        try:
+            result = await self._redis.eval(
+                lua.UNREGISTER, 0, self.ns, member.client_id, self.node_id, member.user_id or "", grace_ms, token
+            )
+        except (RedisError, OSError):
+            self._needs_resync = True
+            return
+        if result == 2 and self._listener is not None and member.user_id is not None:
+            self._listener.user_offline(member.user_id)
+        elif result == 1 and member.user_id is not None:
+            self._spawn(self._decide_offline(member.user_id, token))
+
+    async def _decide_offline(self, user_id: str, token: str) -> None:
+        await asyncio.sleep(self.presence_grace)
+        assert self._redis is not None
+        for _ in range(3):
+            try:
+                gone = await self._redis.eval(lua.OFFLINE_CHECK, 0, self.ns, user_id, token)
+            except (RedisError, OSError):
+                await asyncio.sleep(self.heartbeat)
+                continue
+            if gone == 1 and self._listener is not None:
+                self._listener.user_offline(user_id)
+            return
+
+    async def join(self, room: str, member: Member) -> None:
+        self._member_rooms.setdefault(member.client_id, set()).add(room)
+        local = self._local_rooms.setdefault(room, set())
+        first = not local
+        local.add(member.client_id)
+        if first:
+            await self._subscribe(room)
+        assert self._redis is not None
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
+
+    async def leave(self, room: str, member: Member) -> None:
+        rooms = self._member_rooms.get(member.client_id)
+        if rooms is not None:
+            rooms.discard(room)
+        await self._forget_local(room, member.client_id)
+        assert self._redis is not None
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.eval(lua.LEAVE, 0, self.ns, room, member.client_id)
+
+    async def _forget_local(self, room: str, client_id: str) -> None:
+        local = self._local_rooms.get(room)
+        if local is None:
+            return
+        local.discard(client_id)
+        if not local:
+            del self._local_rooms[room]
+            await self._unsubscribe(room)
+
+    # ---- queries -------------------------------------------------------------------------
+
+    def _client(self) -> aioredis.Redis:
+        if self._redis is None or not self._connected:
+            raise BrokerUnavailable("Redis is unreachable")
+        return self._redis
+
+    async def _live_nodes(self) -> list[str]:
+        return [_text(raw) for raw in await self._client().zrangebyscore(f"{self.ns}:nodes", _now_ms(), "+inf")]
+
+    async def clients(self) -> list[str]:
+        redis = self._client()
+        out: list[str] = []
+        for node in await self._live_nodes():
+            out.extend(_text(key) for key in await redis.hkeys(f"{self.ns}:conns:{node}"))
+        return out
+
+    async def connection_count(self) -> int:
+        redis = self._client()
+        nodes = await self._live_nodes()
+        async with redis.pipeline(transaction=False) as pipe:
+            for node in nodes:
+                pipe.hlen(f"{self.ns}:conns:{node}")
+            counts = await pipe.execute()
+        return int(sum(counts))
+
+    async def locate(self, client_id: str) -> Member | None:
+        local = self._members.get(client_id)
+        if local is not None:
+            return local
+        redis = self._client()
+        for node in await self._live_nodes():
+            blob = await redis.hget(f"{self.ns}:conns:{node}", client_id)
+            if blob is not None:
+                return _member_from_blob(blob)
+        return None
+
+    async def room_members(self, room: str) -> list[Member]:
+        values = await self._client().hvals(f"{self.ns}:room:{room}")
+        return [_member_from_blob(blob) for blob in values]
+
+    async def room_count(self, room: str) -> int:
+        return int(await self._client().hlen(f"{self.ns}:room:{room}"))
+
+    async def rooms(self) -> list[str]:
+        return [_text(raw) for raw in await self._client().smembers(f"{self.ns}:rooms")]
+
+    async def user_clients(self, user_id: str) -> list[str]:
+        return [_text(raw) for raw in await self._client().hkeys(f"{self.ns}:user:{user_id}")]
+
+    async def is_online(self, user_id: str) -> bool:
+        return bool(await self._client().sismember(f"{self.ns}:online", user_id))
+
+    async def online_users(self) -> list[str]:
+        return [_text(raw) for raw in await self._client().smembers(f"{self.ns}:online")]
+
+    async def add_dropped(self, count: int) -> None:
+        if count:
+            await self._client().incrby(f"{self.ns}:dropped", count)
+
+    async def dropped_count(self) -> int:
+        return int(await self._client().get(f"{self.ns}:dropped") or 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _presence_leave(room: str, member: Member, origin: str) -> Publication:
+    from hubbub.protocol import envelope as env
+
+    return Publication(
+        kind="room",
+        target=room,
+        envelope={"type": env.PRESENCE, "data": {"room": room, "action": "leave", **member.who()}},
+        channel_only=True,
+        origin=origin,
+    )
