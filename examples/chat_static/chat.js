@@ -396,6 +396,10 @@
       select.append(option);
     }
     if (chosen && state.online.has(chosen)) select.value = chosen;
+    else {
+      const other = sorted.find(([id]) => !state.session || id !== state.session.user_id);
+      if (other) select.value = other[0];
+    }
   }
 
   function onWhisper({ from, to, text, ts }) {

@@ -193,6 +193,13 @@ class App:
         self.hub.presence.offline.append(fn)
         return fn
 
+    def publish_api(self, api_key: str, path: str = "/api/publish") -> None:
+        """Serve `POST path` for backends to publish to rooms, users, clients or everyone
+        (see `hubbub.publish_api`); requests need `Authorization: Bearer <api_key>`."""
+        from hubbub.publish_api import mount_publish_api
+
+        mount_publish_api(self, api_key, path)
+
     def use_broker(self, broker: Broker) -> None:
         """Run on `broker` (e.g. a RedisBroker) instead of the embedded memory engine; call before serving."""
         self.hub.broker = broker

@@ -11,8 +11,10 @@ from pathlib import Path
 import click
 
 from hubbub.app import App
-from hubbub.errors import ConfigurationError
+from hubbub.broker.base import Broker
+from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.runner import run as run_app
+from hubbub.workers import supervise, worker_command
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -66,19 +68,56 @@ def main() -> None:
     default=None,
     help="Override the app's permessage-deflate setting.",
 )
-def run(target: str, host: str, port: int, log_level: str, compression: str | None) -> None:
+@click.option(
+    "--broker",
+    default=None,
+    metavar="URL",
+    help="Cluster engine, e.g. redis://HOST:PORT/DB (default: the app's own, normally in-memory).",
+)
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes sharing the port."
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT (set for worker processes).")
+def run(
+    target: str,
+    host: str,
+    port: int,
+    log_level: str,
+    compression: str | None,
+    broker: str | None,
+    workers: int,
+    reuse_port: bool,
+) -> None:
     """Run the app TARGET, given as module:attr or path/to/file.py:attr."""
     configure_logging(log_level)
     try:
         app = load_app(target)
         if compression is not None:
             app.options = app.options.replace(compression=compression)
+        if broker is not None and broker != "memory":
+            app.use_broker(broker_from_url(broker, app))
+        if workers > 1:
+            if not app.hub.broker.is_cluster:
+                raise ConfigurationError("--workers needs a cluster broker: add --broker redis://HOST:PORT/DB")
+            argv = [*sys.argv[1:]]
+            raise SystemExit(supervise(worker_command(argv), workers))
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        run_app(app, host, port)
+        run_app(app, host, port, reuse_port=reuse_port)
+    except BrokerUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def broker_from_url(url: str, app: App) -> Broker:
+    """The broker a --broker URL names."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from hubbub.broker.redis import RedisBroker
+
+        return RedisBroker(url, presence_grace=app.options.presence_grace)
+    raise ConfigurationError(f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB or memory")
 
 
 @main.group()

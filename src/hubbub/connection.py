@@ -242,8 +242,10 @@ class Connection:
         user = self.user
         if user is None or user.expires_at is None or self._closed:
             return
+        # The verifier's leeway (clock skew) accepted the token at the handshake; it holds here too.
+        leeway = verifier.leeway if verifier is not None else 0.0
         loop = asyncio.get_running_loop()
-        self._expiry = loop.call_later(max(0.0, seconds_until(user.expires_at)), self._expired)
+        self._expiry = loop.call_later(max(0.0, seconds_until(user.expires_at) + leeway), self._expired)
 
     def _expired(self) -> None:
         self._expiry = None

@@ -513,7 +513,7 @@ async def test_backoff_grows_while_the_server_is_down(browser: Browser) -> None:
     await tab.js("() => clients.a.join('lobby')")
     await first.shutdown(timeout=5)
 
-    [closed] = await tab.wait_events("a", "close", 1)
+    closed = (await tab.wait_events("a", "close"))[0]
     assert closed["code"] == 1001 and closed["willReconnect"] is True
     retries = await tab.wait_events("a", "reconnecting", 4)
     assert [retry["attempt"] for retry in retries[:4]] == [1, 2, 3, 4]

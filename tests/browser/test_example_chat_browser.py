@@ -56,6 +56,7 @@ class Person:
         return self.page.locator(f'.log[data-room="{room}"] li.message')
 
     async def leave(self) -> None:
+        """Close the browser context (the connection goes with it); the page must not have thrown."""
         assert self.errors == [], self.errors
         await self.page.context.close()
 
@@ -135,7 +136,7 @@ async def test_bad_nickname_and_room_are_explained(browser: Browser, chat: TestS
 
 
 async def test_the_page_renews_its_token_before_it_expires(browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHAT_TOKEN_TTL", "3")
+    monkeypatch.setenv("CHAT_TOKEN_TTL", "4")
     module = load_example("chat")
     async with serve_app(module.app) as server:
         erin = await Person.log_in(browser, server, "erin")

@@ -531,6 +531,19 @@ async def test_token_expiring_during_a_connection_closes_it_4002() -> None:
         assert await server.app.hub.user_clients("alice") == []
 
 
+async def test_leeway_also_delays_the_close_of_an_open_connection() -> None:
+    """A token JWTAuth accepts thanks to `leeway` (clock skew) is not closed the moment it opens."""
+    leeway = 1.0
+    async with serving(JWTAuth(secret=SECRET, audience=AUDIENCE, issuer=ISSUER, leeway=leeway)) as (server, _):
+        exp = float(int(time.time()))  # already past: valid only through the leeway
+        peer = await open_peer("websockets", server.url("/chat"), headers=bearer(mint("alice", exp=exp)))
+        assert await welcome_user(peer) == "alice"
+        assert (await peer.request("whoami", None))["data"]["user"] == "alice"
+        assert (await peer.wait_closed(timeout=5)).code == 4002
+        assert time.time() >= exp + leeway
+        await peer.close()
+
+
 async def test_refresh_for_the_same_user_keeps_the_connection_open() -> None:
     async with serving(hs_auth()) as (server, _):
         token, first_expiry = short_lived()

@@ -167,7 +167,7 @@ async def test_no_token_or_a_bad_one_is_closed(chat: Chat) -> None:
 
 
 async def test_an_expired_token_closes_unless_refreshed(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with running_chat(monkeypatch, CHAT_TOKEN_TTL="2") as chat:
+    async with running_chat(monkeypatch, CHAT_TOKEN_TTL="3") as chat:
         alice = await chat.login("alice")
         async with chat.connect(alice["token"]) as stale, chat.connect(alice["token"], "aiohttp") as fresh:
             chat.module.TOKEN_TTL = 60  # tokens issued from now on last longer

@@ -30,11 +30,12 @@ def connect(server: TestServer, library: Library = "websockets") -> Any:
 
 
 async def rounds(client: EnvelopeClient, count: int) -> list[dict[str, Any]]:
-    """Ticks until they span `count` price moves (ticks of one move share a timestamp)."""
+    """The ticks of `count` whole price moves (ticks of one move share a timestamp); the move in
+    progress when the wait began and the one that ends it are left out."""
     ticks: list[dict[str, Any]] = []
-    while len({tick["ts"] for tick in ticks}) <= count:
+    while len({tick["ts"] for tick in ticks}) < count + 2:
         ticks.append(await client.next_of("tick"))
-    return [tick for tick in ticks if tick["ts"] != ticks[-1]["ts"]]  # only whole moves
+    return [tick for tick in ticks if tick["ts"] not in (ticks[0]["ts"], ticks[-1]["ts"])]
 
 
 async def test_symbols_are_listed_and_no_token_is_needed(ticker: tuple[ModuleType, TestServer]) -> None:

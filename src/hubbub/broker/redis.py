@@ -26,6 +26,7 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Broker, ClusterListener, Member, Publication, Registration, new_node_id
@@ -34,9 +35,10 @@ from hubbub.errors import BrokerUnavailable, ConfigurationError
 logger = logging.getLogger("hubbub.broker.redis")
 
 try:
-    import msgpack
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
+
+    from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
 
@@ -63,7 +65,7 @@ class RedisBroker(Broker):
         url: str,
         *,
         namespace: str = "hubbub",
-        lease: float = 5.0,
+        node_timeout: float = 5.0,
         presence_grace: float = 2.0,
         reconnect_max: float = 5.0,
     ) -> None:
@@ -71,11 +73,19 @@ class RedisBroker(Broker):
             raise ConfigurationError("the Redis broker needs redis and msgpack: pip install 'hubbub[redis]'")
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigurationError(f"not a Redis URL: {url!r} (expected redis://HOST:PORT/DB)")
+        url, options = _split_options(url)
+        namespace = options.get("namespace", namespace)
+        node_timeout = float(options.get("node_timeout", node_timeout))
+        if node_timeout <= 0:
+            raise ConfigurationError("node_timeout must be positive")
         self.url = url
         self.ns = namespace
+        self._channels = Channels(namespace)
         self.node_id = new_node_id()
-        self.lease = lease
-        self.heartbeat = lease / 3
+        self.node_timeout = node_timeout
+        """A killed node's connections are gone from the cluster within this many seconds."""
+        self.lease = node_timeout * 0.75
+        self.heartbeat = node_timeout / 4
         self.presence_grace = presence_grace
         self.reconnect_max = reconnect_max
         self.lost_publications = 0
@@ -101,23 +111,24 @@ class RedisBroker(Broker):
         self._ping_sent_at = 0.0
         self._needs_resync = False
         self._subscribed_event = asyncio.Event()
+        self._recovering = asyncio.Lock()
 
     # ---- names -------------------------------------------------------------------
 
     def _room_channel(self, room: str) -> str:
-        return f"{self.ns}:ch:room:{room}"
+        return self._channels.room(room)
 
     @property
     def _all_channel(self) -> str:
-        return f"{self.ns}:ch:all"
+        return self._channels.all
 
     @property
     def _node_channel(self) -> str:
-        return f"{self.ns}:ch:node:{self.node_id}"
+        return self._channels.node(self.node_id)
 
     @property
     def ready(self) -> bool:
-        return self._connected and self._subscribed_ok
+        return self._connected and self._subscribed_ok and not self._needs_resync
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -173,9 +184,9 @@ class RedisBroker(Broker):
             await asyncio.sleep(self.heartbeat)
             try:
                 await self._renew_lease()
-                if not self._connected or self._needs_resync:
-                    await self._resync()
                 self._connected = True
+                if self._needs_resync:
+                    await self._recover()
                 await self._flush_dropped()
                 await self._check_deaf()
                 await self._reap()
@@ -184,6 +195,21 @@ class RedisBroker(Broker):
                     logger.warning("Redis unreachable (%s); serving local clients only", exc)
                 self._connected = False
                 self._needs_resync = True
+                self._ping_sent = None
+
+    async def _recover(self) -> None:
+        """After an outage: renew the lease and rewrite this node's state, once."""
+        async with self._recovering:
+            if not self._needs_resync:
+                return
+            try:
+                await self._renew_lease()
+                await self._resync()
+            except (RedisError, OSError) as exc:
+                logger.warning("could not rewrite node %s state yet: %s", self.node_id, exc)
+                return
+            self._connected = True
+            self._needs_resync = False
 
     async def _resync(self) -> None:
         """Rewrite this node's connections and memberships (a reaper may have removed them)."""
@@ -205,7 +231,6 @@ class RedisBroker(Broker):
                 self._listener.user_online(member.user_id)
             for room in self._member_rooms.get(member.client_id, ()):
                 await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
-        self._needs_resync = False
         logger.info("Redis state of node %s rewritten (%d connections)", self.node_id, len(self._members))
 
     async def _flush_dropped(self) -> None:
@@ -267,10 +292,12 @@ class RedisBroker(Broker):
                 self._pubsub = pubsub
                 self._subscribed_ok = True
                 self._subscribed_event.set()
+                self._ping_sent = None
                 if delay > 0.1:
                     self.reconnects += 1
                     self._needs_resync = True
                     logger.info("node %s resubscribed to Redis", self.node_id)
+                    self._spawn(self._recover())
                 delay = 0.1
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -296,7 +323,7 @@ class RedisBroker(Broker):
                 self._ping_sent = None
             return
         try:
-            publication = Publication.from_wire(msgpack.unpackb(data, raw=False))
+            publication = unpack(data)
         except Exception:
             logger.warning("ignored a malformed publication on %s", channel)
             return
@@ -321,8 +348,7 @@ class RedisBroker(Broker):
 
     async def publish(self, publication: Publication) -> None:
         publication.origin = publication.origin or self.node_id
-        channel = self._room_channel(str(publication.target)) if publication.kind == "room" else self._all_channel
-        self._outgoing.append((channel, msgpack.packb(publication.to_wire(), use_bin_type=True)))
+        self._outgoing.append((self._channels.of(publication), pack(publication)))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -347,7 +373,7 @@ class RedisBroker(Broker):
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
         assert self._redis is not None
-        await self._redis.publish(channel, msgpack.packb(publication.to_wire(), use_bin_type=True))
+        await self._redis.publish(channel, pack(publication))
 
     # ---- connections --------------------------------------------------------------------
 
@@ -501,6 +527,18 @@ class RedisBroker(Broker):
 
     async def dropped_count(self) -> int:
         return int(await self._client().get(f"{self.ns}:dropped") or 0)
+
+
+_OWN_OPTIONS = ("namespace", "node_timeout")
+
+
+def _split_options(url: str) -> tuple[str, dict[str, str]]:
+    """Take hubbub's own query parameters (namespace, node_timeout) out of a Redis URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    own = {key: value for key, value in query if key in _OWN_OPTIONS and value}
+    rest = urlencode([(key, value) for key, value in query if key not in _OWN_OPTIONS])
+    return urlunsplit(parts._replace(query=rest)), own
 
 
 def _text(value: Any) -> str:

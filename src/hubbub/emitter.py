@@ -1,0 +1,89 @@
+"""Publish to a hubbub cluster from any Python process (a job worker, a cron task, a web app).
+
+    async with Emitter("redis://127.0.0.1:6379/0") as emitter:
+        await emitter.send_to_user("42", Envelope("notification", {"text": "done"}))
+
+The emitter needs only Redis: it publishes on the channels the nodes listen to,
+in the format they expect. Delivery is at most once, to the clients connected
+at that moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from hubbub.broker.base import Publication
+from hubbub.errors import BrokerUnavailable, ConfigurationError
+from hubbub.protocol.envelope import Envelope
+
+Sendable = str | bytes | Envelope
+
+
+class Emitter:
+    """Sends to users, rooms, client ids or everyone, through Redis."""
+
+    def __init__(self, redis_url: str, *, namespace: str = "hubbub") -> None:
+        try:
+            import redis.asyncio as aioredis
+
+            from hubbub.broker.redis_wire import Channels
+        except ImportError:
+            raise ConfigurationError("Emitter needs redis and msgpack: pip install 'hubbub[redis]'") from None
+        try:
+            self._redis: Any = aioredis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad Redis URL {redis_url!r}: {exc}") from None
+        self._channels = Channels(namespace)
+
+    async def _publish(self, publication: Publication) -> int:
+        from redis.exceptions import RedisError
+
+        from hubbub.broker.redis_wire import pack
+
+        publication.origin = "emitter"
+        try:
+            receivers: int = await self._redis.publish(self._channels.of(publication), pack(publication))
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot publish through Redis: {exc}") from None
+        return receivers
+
+    @staticmethod
+    def _publication(kind: Any, target: Any, data: Sendable, exclude: str | None = None) -> Publication:
+        if isinstance(data, Envelope):
+            return Publication(kind=kind, target=target, envelope=data.to_dict(), exclude=exclude)
+        return Publication(kind=kind, target=target, data=data, exclude=exclude)
+
+    async def send(self, client_id: str, data: Sendable) -> None:
+        """Send to one client id."""
+        await self._publish(self._publication("client", client_id, data))
+
+    async def close(self, client_id: str, code: int = 1000, reason: str = "") -> None:
+        """Close one client with a code and reason."""
+        await self._publish(Publication(kind="client", target=client_id, command="close", code=code, reason=reason))
+
+    async def send_to_user(self, user_id: str, data: Sendable) -> None:
+        """Send to every device of a user."""
+        await self._publish(self._publication("user", user_id, data))
+
+    async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> None:
+        """Send to every device of each user."""
+        await self._publish(self._publication("users", sorted(set(user_ids)), data))
+
+    async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> None:
+        """Send to every member of a room."""
+        await self._publish(self._publication("room", room, data, exclude))
+
+    async def broadcast(self, data: Sendable, *, exclude: str | None = None) -> None:
+        """Send to every connected client."""
+        await self._publish(self._publication("all", None, data, exclude))
+
+    async def aclose(self) -> None:
+        """Release the Redis connection."""
+        await self._redis.aclose()
+
+    async def __aenter__(self) -> Emitter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,103 @@
+"""`POST /api/publish`: backends in any language send to clients over HTTP.
+
+Body (JSON): exactly one target — {"room": R} | {"user": U} | {"users": [U...]} |
+{"client": C} | {"all": true} — and exactly one payload — {"text": "..."} |
+{"binary": "<base64>"} | {"envelope": {"type": T, "data": D}}; optionally
+{"exclude": client id}. Authorised by `Authorization: Bearer <key>` or
+`X-API-Key: <key>`; 401 without it, 400 for a malformed body.
+Answer: {"ok": true, "delivered": N} where N counts this node's deliveries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from hubbub.http import JSONResponse, Request, Response, error_response
+from hubbub.protocol.envelope import Envelope
+
+if TYPE_CHECKING:
+    from hubbub.app import App
+
+_TARGETS = ("room", "user", "users", "client", "all")
+_PAYLOADS = ("text", "binary", "envelope")
+
+
+def _key_of(request: Request) -> str:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return request.headers.get("x-api-key", "")
+
+
+def _payload(body: dict[str, Any]) -> str | bytes | Envelope:
+    given = [name for name in _PAYLOADS if name in body]
+    if len(given) != 1:
+        raise ValueError("give exactly one of text, binary, envelope")
+    if "text" in body:
+        if not isinstance(body["text"], str):
+            raise ValueError("'text' must be a string")
+        return str(body["text"])
+    if "binary" in body:
+        try:
+            return base64.b64decode(body["binary"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise ValueError("'binary' must be base64") from None
+    envelope = body["envelope"]
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("type"), str):
+        raise ValueError("'envelope' must be an object with a string 'type'")
+    return Envelope(envelope["type"], envelope.get("data"))
+
+
+async def _publish(app: App, body: dict[str, Any]) -> int:
+    targets = [name for name in _TARGETS if name in body]
+    if len(targets) != 1:
+        raise ValueError("give exactly one of room, user, users, client, all")
+    data = _payload(body)
+    exclude = body.get("exclude")
+    if exclude is not None and not isinstance(exclude, str):
+        raise ValueError("'exclude' must be a client id")
+    hub = app.hub
+    target = targets[0]
+    value = body[target]
+    if target == "users":
+        if not isinstance(value, list) or not all(isinstance(user, str) for user in value):
+            raise ValueError("'users' must be a list of user ids")
+        return await hub.send_to_users(value, data)
+    if target == "all":
+        if value is not True:
+            raise ValueError("'all' must be true")
+        return await hub.broadcast(data, exclude=exclude)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"'{target}' must be a non-empty string")
+    if target == "room":
+        return await hub.room_broadcast(value, data, exclude=exclude)
+    if target == "user":
+        return await hub.send_to_user(value, data)
+    return 1 if await hub.send(value, data) else 0
+
+
+def mount_publish_api(app: App, api_key: str, path: str = "/api/publish") -> None:
+    """Serve the publish endpoint on `path`, protected by `api_key`."""
+    if not api_key:
+        from hubbub.errors import ConfigurationError
+
+        raise ConfigurationError("the publish API needs a non-empty api_key")
+
+    @app.post(path)
+    async def publish(request: Request) -> Response:
+        if not hmac.compare_digest(_key_of(request).encode(), api_key.encode()):
+            return error_response(401, "missing or wrong API key", {"www-authenticate": "Bearer"})
+        try:
+            body = request.json()
+        except ValueError:
+            return error_response(400, "body is not JSON")
+        if not isinstance(body, dict):
+            return error_response(400, "body must be a JSON object")
+        try:
+            delivered = await _publish(app, body)
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        return JSONResponse({"ok": True, "delivered": delivered})
