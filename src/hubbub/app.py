@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -47,6 +48,11 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
+
+
+def _log_background_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 def to_response(result: Any) -> Response:
@@ -99,7 +105,7 @@ class App:
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._background: list[Callable[[], Coroutine[Any, Any, Any]]] = []
-        self._pipelines: dict[int, Pipeline] = {}
+        self._pipelines: weakref.WeakKeyDictionary[WebSocketEndpoint, Pipeline] = weakref.WeakKeyDictionary()
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
 
@@ -277,7 +283,10 @@ class App:
         """Run startup hooks and start background tasks (done by the server)."""
         for hook in self._startup:
             await _call(hook)
-        return [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
+        tasks = [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
+        for task in tasks:
+            task.add_done_callback(_log_background_failure)
+        return tasks
 
     async def shutdown(self) -> None:
         """Run shutdown hooks (done by the server)."""
@@ -290,9 +299,9 @@ class App:
     # ---- dispatch (the server calls these) -------------------------------------------------
 
     def _pipeline(self, endpoint: WebSocketEndpoint) -> Pipeline:
-        pipeline = self._pipelines.get(id(endpoint))
-        if pipeline is None:
-            pipeline = self._pipelines[id(endpoint)] = Pipeline(endpoint, self._before_ws, self._after_ws, self.options)
+        pipeline = self._pipelines.get(endpoint)
+        if pipeline is None or pipeline.revision != endpoint.revision:
+            pipeline = self._pipelines[endpoint] = Pipeline(endpoint, self._before_ws, self._after_ws, self.options)
         return pipeline
 
     def _match_websocket(self, path: str) -> tuple[WebSocketEndpoint, dict[str, str]] | None:

@@ -96,6 +96,7 @@ class Channel(WebSocketEndpoint):
                 validate=validator_for(model) if model is not None else None,
                 timeout=self.default_timeout if timeout == "default" else timeout,
             )
+            self.revision += 1
             return fn
 
         return register

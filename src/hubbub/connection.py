@@ -19,6 +19,7 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import JsonCodec
 from hubbub.protocol.envelope import Envelope, EnvelopeError
 from hubbub.ratelimit import TokenBucket
+from hubbub.transport.framing import is_valid_close_code
 from hubbub.transport.message import Outgoing
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Connection:
         "hub",
         "subprotocol",
         "codec",
-        "user",
+        "_user",
         "rooms",
         "_state",
         "_ws",
@@ -84,7 +85,7 @@ class Connection:
         self.hub = hub
         self.subprotocol = subprotocol
         self.codec = pipeline.endpoint.choose_codec(subprotocol)
-        self.user = user
+        self._user = user
         self.rooms: set[str] = set()
         self._state: dict[str, Any] | None = None
         self._ws: WebSocketProtocol | None = None
@@ -108,7 +109,7 @@ class Connection:
         return self.request.path
 
     @property
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, Any]:
         """Path parameters of the matched route."""
         return self.request.path_params
 
@@ -126,6 +127,11 @@ class Connection:
     def remote(self) -> tuple[str, int]:
         """The client's (address, port)."""
         return self.request.client
+
+    @property
+    def user(self) -> User | None:
+        """The authenticated user (set by the authenticator; read-only). Keep app data in `state`."""
+        return self._user
 
     @property
     def user_id(self) -> str | None:
@@ -179,7 +185,10 @@ class Connection:
         return ws.send_message(message) if ws is not None else False
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close with a close code and reason (the close handshake runs in the background)."""
+        """Close with a close code and reason (the close handshake runs in the background).
+        Raises ValueError for codes an endpoint may not send (e.g. 1005, 1006, 1015)."""
+        if not is_valid_close_code(code):
+            raise ValueError(f"close code {code} may not be sent (use 1000-1003, 1007-1014 or 3000-4999)")
         ws = self._ws
         if ws is not None:
             ws.close(code, reason)
@@ -266,7 +275,7 @@ class Connection:
             raise EnvelopeError(env.UNAUTHORIZED, exc.reason) from None
         if user.id != self.user.id:
             raise EnvelopeError(env.UNAUTHORIZED, "the new token is for another user")
-        self.user = user
+        self._user = user
         self.watch_expiry(self._verifier)
         return {"expires_at": user.expires_at}
 

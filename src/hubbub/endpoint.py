@@ -58,6 +58,8 @@ class WebSocketEndpoint:
         auth: Authenticator | Literal[False] | None = None,
     ) -> None:
         self.auth = auth
+        self.revision = 0
+        """Bumped whenever handlers or middleware change (running connections pick it up)."""
         """None: the app's authenticator; False: no authentication; else this route's own."""
         self.handlers: dict[str, Handler | None] = dict.fromkeys(_HANDLER_NAMES)
         for name, fn in zip(_HANDLER_NAMES, (on_connect, on_message, on_disconnect, on_drain), strict=True):
@@ -94,10 +96,12 @@ class WebSocketEndpoint:
                     self.handlers[name] = as_async(method)
         else:
             self.handlers["on_message"] = as_async(target)  # type: ignore[arg-type]
+        self.revision += 1
         return target
 
     def _register(self, name: str, fn: AnyHandler) -> AnyHandler:
         self.handlers[name] = as_async(fn)
+        self.revision += 1
         return fn
 
     def on_connect(self, fn: AnyHandler) -> AnyHandler:
@@ -119,9 +123,11 @@ class WebSocketEndpoint:
     def before(self, fn: AnyHandler) -> AnyHandler:
         """Decorator: middleware run before every handler of this endpoint (may abort)."""
         self.before_middleware.append(as_async(fn))
+        self.revision += 1
         return fn
 
     def after(self, fn: AnyHandler) -> AnyHandler:
         """Decorator: middleware run after every handler of this endpoint."""
         self.after_middleware.append(as_async(fn))
+        self.revision += 1
         return fn

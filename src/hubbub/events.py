@@ -75,7 +75,7 @@ class Event:
         return self.connection.path
 
     @property
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, Any]:
         """Path parameters of the route, e.g. {"room": "lobby"} for /chat/{room}."""
         return self.connection.params
 

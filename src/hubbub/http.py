@@ -131,7 +131,7 @@ class Request:
         self.client = client
         self.body = body
         self.http_version = http_version
-        self.path_params: dict[str, str] = {}
+        self.path_params: dict[str, Any] = {}
         self._headers = headers
         self._query: QueryParams | None = None
         self._upgrade_to: WebSocketEndpoint | None = None

@@ -28,6 +28,7 @@ class Pipeline:
         "message_rate",
         "message_burst",
         "rate_limit_strikes",
+        "revision",
     )
 
     def __init__(
@@ -38,6 +39,7 @@ class Pipeline:
         options: ServerOptions,
     ) -> None:
         self.endpoint = endpoint
+        self.revision = endpoint.revision
         self.before = [*global_before, *endpoint.before_middleware]
         self.after = [*endpoint.after_middleware, *global_after]
         self.handlers = {

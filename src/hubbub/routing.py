@@ -16,7 +16,7 @@ _CONVERTERS = {"str": "[^/]+", "path": ".*", "int": "[0-9]+"}
 class PathPattern:
     """A compiled path template; `{name}` matches one segment, `{name:path}` the rest."""
 
-    __slots__ = ("_regex", "param_names", "template")
+    __slots__ = ("_int_params", "_regex", "param_names", "template")
 
     def __init__(self, template: str) -> None:
         if not template.startswith("/"):
@@ -24,6 +24,7 @@ class PathPattern:
         self.template = template
         regex = "^"
         names: list[str] = []
+        ints: list[str] = []
         last = 0
         for match in _PARAM.finditer(template):
             regex += re.escape(template[last : match.start()])
@@ -31,16 +32,24 @@ class PathPattern:
             if name in names:
                 raise ConfigurationError(f"parameter {name!r} appears twice in {template!r}")
             names.append(name)
+            if kind == "int":
+                ints.append(name)
             regex += f"(?P<{name}>{_CONVERTERS[kind]})"
             last = match.end()
         regex += re.escape(template[last:]) + "$"
         self._regex = re.compile(regex)
         self.param_names = tuple(names)
+        self._int_params = tuple(ints)
 
-    def match(self, path: str) -> dict[str, str] | None:
-        """The path parameters if `path` matches, else None."""
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The path parameters if `path` matches, else None (`{name:int}` values are ints)."""
         found = self._regex.match(path)
-        return found.groupdict() if found is not None else None
+        if found is None:
+            return None
+        params: dict[str, Any] = found.groupdict()
+        for name in self._int_params:
+            params[name] = int(params[name])
+        return params
 
 
 HttpHandler = Callable[..., Awaitable[Any] | Any]

@@ -199,9 +199,13 @@ class HttpProtocol(asyncio.Protocol):
     async def _serve(self) -> None:
         while self._queue and not self._done:
             request, keep_alive = self._queue.popleft()
-            if self._upgrade_data is not None and not self._queue:
+            upgrading = self._upgrade_data is not None and not self._queue
+            if upgrading and request.is_websocket:
                 await self._upgrade(request)
                 return
+            if upgrading:
+                # Another protocol (e.g. "Upgrade: h2c"): answer in HTTP/1.1 and stop parsing.
+                keep_alive = False
             response = await self._server.call_http(request)
             if self._done:
                 return
@@ -412,7 +416,10 @@ class Server:
                 ws.close(CLOSE_GOING_AWAY, "idle timeout")
             elif ping_interval:
                 if ws.ping_sent_at:
-                    if ping_timeout and now - ws.ping_sent_at >= ping_timeout:
+                    if ws.reading_paused:
+                        # We stopped reading (the app is behind): the pong may be waiting unread.
+                        ws.ping_sent_at = now
+                    elif ping_timeout and now - ws.ping_sent_at >= ping_timeout:
                         ws.abort(CLOSE_INTERNAL_ERROR, "ping timeout")
                 elif now - ws.last_heard >= ping_interval:
                     ws.ping(now)

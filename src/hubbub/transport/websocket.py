@@ -177,6 +177,11 @@ class WebSocketProtocol(asyncio.Protocol):
             self.close_reason = "connection dropped without a close frame"
         self.listener.ws_closed(self.close_code, self.close_reason)
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether reading is paused because the app is behind on this connection."""
+        return self._reading_paused
+
     def pause_reading(self) -> None:
         """Stop reading from the socket (the app is behind on this connection's messages)."""
         if not self._reading_paused and self.state != CLOSED:
