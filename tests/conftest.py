@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+pytest_plugins = ["hubbub.testing.fixtures"]  # redis_server, redis_url (the plugin users enable the same way)
+
 
 @pytest.fixture(autouse=True)
 def _hubbub_logs(caplog: pytest.LogCaptureFixture) -> None:

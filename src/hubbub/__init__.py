@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hubbub.app import App
 from hubbub.connection import Connection
+from hubbub.emitter import Emitter
 from hubbub.endpoint import WebSocketEndpoint
 from hubbub.errors import Abort, ConfigurationError, ConnectionClosed, HubbubError, ProtocolError
 from hubbub.events import Event
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigurationError",
     "Connection",
     "ConnectionClosed",
+    "Emitter",
     "Event",
     "HTMLResponse",
     "Hub",

@@ -27,9 +27,13 @@ class Emitter:
         try:
             import redis.asyncio as aioredis
 
+            from hubbub.broker.redis import _split_options
             from hubbub.broker.redis_wire import Channels
         except ImportError:
             raise ConfigurationError("Emitter needs redis and msgpack: pip install 'hubbub[redis]'") from None
+        # The URL the nodes get may carry hubbub's own ?namespace= (and ?node_timeout=): take them out.
+        redis_url, options = _split_options(redis_url)
+        namespace = options.get("namespace", namespace)
         try:
             self._redis: Any = aioredis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
         except ValueError as exc:

@@ -247,6 +247,10 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return JSONResponse({"error": message}, status=status, headers=headers)
 
 
+_MEDIA_TYPES = {".ts": "application/typescript", ".mjs": "text/javascript", ".js": "text/javascript"}
+"""Types the platform's mimetypes table gets wrong for the web (".ts" is not MPEG transport here)."""
+
+
 class StaticFiles:
     """Serves the files below a directory (GET and HEAD), refusing paths that escape it."""
 
@@ -275,7 +279,7 @@ class StaticFiles:
         target = self.resolve(relative)
         if target is None:
             return error_response(404, "not found")
-        media_type, _ = mimetypes.guess_type(target.name)
+        media_type = _MEDIA_TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
         if media_type is None:
             media_type = "application/octet-stream"
         elif media_type.startswith("text/") or media_type in ("application/javascript", "application/json"):

@@ -234,7 +234,7 @@ class Hub:
         data: Sendable = (
             Envelope(raw.get("type"), raw.get("data"), id=raw.get("id"), error=raw.get("error"))
             if raw is not None
-            else publication.data or b""
+            else (publication.data if publication.data is not None else b"")
         )
         self._deliver(data, conns, publication.exclude)
 

@@ -2,8 +2,8 @@
 
 Body (JSON): exactly one target — {"room": R} | {"user": U} | {"users": [U...]} |
 {"client": C} | {"all": true} — and exactly one payload — {"text": "..."} |
-{"binary": "<base64>"} | {"envelope": {"type": T, "data": D}}; optionally
-{"exclude": client id}. Authorised by `Authorization: Bearer <key>` or
+{"binary": "<base64>"} | {"envelope": {"type": T, "data": D}}; optionally, with
+a room or all, {"exclude": client id}. Authorised by `Authorization: Bearer <key>` or
 `X-API-Key: <key>`; 401 without it, 400 for a malformed body.
 Answer: {"ok": true, "delivered": N} where N counts this node's deliveries.
 """
@@ -61,6 +61,8 @@ async def _publish(app: App, body: dict[str, Any]) -> int:
         raise ValueError("'exclude' must be a client id")
     hub = app.hub
     target = targets[0]
+    if exclude is not None and target not in ("room", "all"):
+        raise ValueError("'exclude' works with room and all only")
     value = body[target]
     if target == "users":
         if not isinstance(value, list) or not all(isinstance(user, str) for user in value):

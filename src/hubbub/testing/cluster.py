@@ -24,6 +24,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on `port` (a fresh server could not bind it)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
 def _wait(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -63,7 +74,9 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start it and wait until it answers PING."""
+        """Start it and wait until it answers PING; RuntimeError if the port is taken or it exits."""
+        if _port_taken(self.port):
+            raise RuntimeError(f"port {self.port} is taken: cannot start redis-server on it")
         self.process = subprocess.Popen(
             [
                 self.executable,
@@ -81,7 +94,11 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait(self._answers, timeout, f"redis-server on port {self.port}")
+        process = self.process
+        _wait(lambda: process.poll() is not None or self._answers(), timeout, f"redis-server on port {self.port}")
+        if process.poll() is not None:
+            self.process = None
+            raise RuntimeError(f"redis-server on port {self.port} exited with status {process.returncode}")
 
     def _answers(self) -> bool:
         try:

@@ -21,7 +21,7 @@ from hubbub.http import Headers, Request, Response, error_response
 from hubbub.options import ServerOptions
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
-from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_TRY_AGAIN_LATER
+from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
 from hubbub.transport.outbox import flusher_for
 from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
 
@@ -231,19 +231,18 @@ class HttpProtocol(asyncio.Protocol):
         if server.closing:
             self._respond_and_close(error_response(503, "server shutting down"))
             return
+        # A cheap local refusal before the app runs; the app's admission (cluster-wide) decides
+        # the rest, including "close" mode, where the route's subprotocol must be selected.
         at_capacity = opts.max_connections is not None and server.websocket_count >= opts.max_connections
         if at_capacity and opts.over_capacity == "reject":
             self._respond_and_close(error_response(503, "server at capacity", {"retry-after": "5"}))
             return
         session: Response | Session
-        if at_capacity:
-            session = ClosingSession(CLOSE_TRY_AGAIN_LATER, "server at capacity")
-        else:
-            server.pending_upgrades += 1
-            try:
-                session = await server.call_upgrade(request)
-            finally:
-                server.pending_upgrades -= 1
+        server.pending_upgrades += 1
+        try:
+            session = await server.call_upgrade(request)
+        finally:
+            server.pending_upgrades -= 1
         if isinstance(session, Response):
             if not self._done:
                 self._respond_and_close(session)
