@@ -5,7 +5,10 @@ Body (JSON): exactly one target — {"room": R} | {"user": U} | {"users": [U...]
 {"binary": "<base64>"} | {"envelope": {"type": T, "data": D}}; optionally, with
 a room or all, {"exclude": client id}. Authorised by `Authorization: Bearer <key>` or
 `X-API-Key: <key>`; 401 without it, 400 for a malformed body.
-Answer: {"ok": true, "delivered": N} where N counts this node's deliveries.
+Answer: {"ok": true, "delivered": N}. N is the number of connections of the user in
+the whole cluster for a "user" target, 1 or 0 for a "client" target (connected
+anywhere or not), and this node's deliveries for "room", "users" and "all" (other
+nodes deliver too, but do not report back).
 """
 
 from __future__ import annotations

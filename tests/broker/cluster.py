@@ -60,11 +60,11 @@ class BrokerCluster:
         await self.nodes[index].stop()
 
     async def kill(self, index: int) -> None:
-        """Simulate a node's death (Redis engine): it stops renewing its lease and hearing publications,
-        without unregistering anything, as if its process had been SIGKILLed."""
+        """Simulate a node's death (Redis engine): its heartbeat, subscription and pending work (offline
+        decisions, publications) stop without unregistering anything, as if its process had been SIGKILLed."""
         node = self.nodes[index]
         assert isinstance(node, RedisBroker), "only a Redis node can die on its own"
-        tasks = [task for task in (node._beat_task, node._listen_task) if task is not None]
+        tasks = [task for task in (node._beat_task, node._listen_task, *node._tasks) if task is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -184,3 +184,25 @@ async def test_publications_made_just_before_a_stop_are_delivered(cluster_of: Cl
     await cluster.stop_node(1)
     await cluster.journal.until(lambda: len(cluster.journal.delivered(0)) == 5, "the last words on node 0")
     assert cluster.journal.delivered(0) == sent
+
+
+async def test_a_user_whose_node_dies_within_the_grace_still_goes_offline_once(
+    cluster_of: ClusterOf, engine: str
+) -> None:
+    redis_only(engine, "memory nodes share one process; none can die while the others live")
+    cluster = await cluster_of(2)
+    ana = await cluster.connect(1, "ana")
+    await cluster.nodes[1].unregister(ana, [])
+    await cluster.kill(1)
+    await cluster.journal.until(
+        lambda: count(cluster, "offline", "ana") > 0,
+        "a live node to decide that ana went offline",
+        timeout=cluster.presence_grace + cluster.node_timeout + 1.0,
+    )
+    assert cluster.journal.presence("offline", "ana")[0].node == 0
+    assert not await cluster.nodes[0].is_online("ana")
+    await cluster.connect(0, "ana")
+    assert count(cluster, "online", "ana") == 2, "a user who went offline comes online again"
+    await cluster.stop_node(1)
+    await cluster.presence_settled()
+    assert count(cluster, "offline", "ana") == 1

@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WsClosed
+from websockets.typing import Subprotocol
 
 import hubbub
 from hubbub import App, Event
@@ -77,7 +78,8 @@ class Peer:
     async def recv(self, timeout: float = 5.0) -> str | bytes:
         """The next message."""
         if self.lib == "hubbub":
-            return await self.conn.recv(timeout=timeout)
+            received: str | bytes = await self.conn.recv(timeout=timeout)
+            return received
         if self.lib == "websockets":
             async with asyncio.timeout(timeout):
                 message: str | bytes = await self.conn.recv()
@@ -121,7 +123,7 @@ async def open_peer(stack: AsyncExitStack, server: TestServer, lib: Lib, user: s
     """Connect with `lib` and wait until the server has set the connection up."""
     query = f"?user={user}" + (f"&room={room}" if room else "")
     if lib == "websockets":
-        peer = Peer(lib, await ws_connect(server.url("/chan" + query), subprotocols=["hubbub.v1.json"]))
+        peer = Peer(lib, await ws_connect(server.url("/chan" + query), subprotocols=[Subprotocol("hubbub.v1.json")]))
         stack.push_async_callback(peer.aclose)
         welcome = await peer.recv_json()
         assert welcome["type"] == "hubbub.welcome"

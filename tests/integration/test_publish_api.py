@@ -21,6 +21,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from hubbub import App, ConfigurationError, Event
 from hubbub.broker.base import Broker
@@ -78,7 +79,8 @@ class Peer:
     async def recv(self, timeout: float = 5.0) -> str | bytes:
         """The next message."""
         if self.lib == "hubbub":
-            return await self.conn.recv(timeout=timeout)
+            received: str | bytes = await self.conn.recv(timeout=timeout)
+            return received
         if self.lib == "websockets":
             async with asyncio.timeout(timeout):
                 message: str | bytes = await self.conn.recv()
@@ -110,7 +112,9 @@ class Clients:
         """Connect with `lib` and wait until the server has set the connection up."""
         query = f"?user={user}" + (f"&room={room}" if room else "")
         if lib == "websockets":
-            peer = Peer(lib, await ws_connect(server.url("/chan" + query), subprotocols=["hubbub.v1.json"]))
+            peer = Peer(
+                lib, await ws_connect(server.url("/chan" + query), subprotocols=[Subprotocol("hubbub.v1.json")])
+            )
             self.stack.push_async_callback(peer.aclose)
             welcome = await peer.recv_json()
             peer.client_id = welcome["data"]["client_id"]
@@ -197,12 +201,14 @@ async def test_right_key_in_either_header_is_accepted(
 
 async def test_right_key_over_aiohttp(server: TestServer, clients: Clients) -> None:
     peer = await clients.open(server, "aiohttp", "alice")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
             server.http_url("/api/publish"), json={"user": "alice", "text": "over aiohttp"}, headers={"x-api-key": KEY}
-        ) as response:
-            assert response.status == 200
-            assert await response.json() == {"ok": True, "delivered": 1}
+        ) as response,
+    ):
+        assert response.status == 200
+        assert await response.json() == {"ok": True, "delivered": 1}
     assert await peer.recv() == "over aiohttp"
 
 
@@ -250,14 +256,13 @@ async def test_only_post_is_allowed(server: TestServer) -> None:
 async def test_custom_path_and_empty_key() -> None:
     app = make_app()
     app.publish_api("other-key", path="/internal/push")
-    async with serve_app(app) as running:
-        async with await running.connect("/raw?user=zed") as ws:
-            client_id = await ws.recv()
-            result = await running.request(
-                "POST", "/internal/push", json={"client": client_id, "text": "pushed"}, headers={"x-api-key": "other-key"}
-            )
-            assert (result.status, result.json()) == (200, {"ok": True, "delivered": 1})
-            assert await ws.recv() == "pushed"
+    async with serve_app(app) as running, await running.connect("/raw?user=zed") as ws:
+        client_id = await ws.recv()
+        result = await running.request(
+            "POST", "/internal/push", json={"client": client_id, "text": "pushed"}, headers={"x-api-key": "other-key"}
+        )
+        assert (result.status, result.json()) == (200, {"ok": True, "delivered": 1})
+        assert await ws.recv() == "pushed"
     with pytest.raises(ConfigurationError, match="api_key"):
         App().publish_api("")
 

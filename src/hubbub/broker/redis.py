@@ -102,6 +102,7 @@ class RedisBroker(Broker):
         self._outgoing: list[tuple[str, bytes]] = []
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._flushes: set[asyncio.Task[None]] = set()
         self._listen_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
         self._connected = False
@@ -151,6 +152,8 @@ class RedisBroker(Broker):
 
     async def stop(self) -> None:
         self._stopping = True
+        self._start_flush()  # publications made before the stop still leave
+        await asyncio.gather(*self._flushes, return_exceptions=True)
         for task in (self._listen_task, self._beat_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -190,6 +193,7 @@ class RedisBroker(Broker):
                 await self._flush_dropped()
                 await self._check_deaf()
                 await self._reap()
+                await self._sweep_leaving()
             except (RedisError, OSError) as exc:
                 if self._connected:
                     logger.warning("Redis unreachable (%s); serving local clients only", exc)
@@ -278,6 +282,13 @@ class RedisBroker(Broker):
                 elif kind == "offline" and self._listener is not None:
                     self._listener.user_offline(key)
 
+    async def _sweep_leaving(self) -> None:
+        """Offline decisions that are due but were not made (their node stopped or died within the grace)."""
+        assert self._redis is not None
+        for raw in await self._redis.eval(lua.SWEEP_LEAVING, 0, self.ns, _now_ms()):
+            if self._listener is not None:
+                self._listener.user_offline(_text(raw))
+
     # ---- subscription ---------------------------------------------------------------
 
     async def _listen_forever(self) -> None:
@@ -357,7 +368,9 @@ class RedisBroker(Broker):
         self._flush_scheduled = False
         batch, self._outgoing = self._outgoing, []
         if batch:
-            self._spawn(self._flush(batch))
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
 
     async def _flush(self, batch: list[tuple[str, bytes]]) -> None:
         if not self._connected or self._redis is None:
@@ -413,7 +426,15 @@ class RedisBroker(Broker):
         grace_ms = int(self.presence_grace * 1000)
         try:
             result = await self._redis.eval(
-                lua.UNREGISTER, 0, self.ns, member.client_id, self.node_id, member.user_id or "", grace_ms, token
+                lua.UNREGISTER,
+                0,
+                self.ns,
+                member.client_id,
+                self.node_id,
+                member.user_id or "",
+                grace_ms,
+                token,
+                _now_ms(),
             )
         except (RedisError, OSError):
             self._needs_resync = True

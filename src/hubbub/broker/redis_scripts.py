@@ -9,6 +9,7 @@ Keys (prefix `ns`):
   ns:user:<user>      HASH  client id -> node id
   ns:online           SET   users online (including those within the grace period)
   ns:gone:<user>      STRING token of a pending offline decision
+  ns:leaving          ZSET  user -> when its pending offline decision is due (ms), for any node to make
   ns:dropped          INT   dropped-message count
 """
 
@@ -41,6 +42,7 @@ return 1
 
 UNREGISTER: Final = """
 local ns, client, node, user, grace, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local now = tonumber(ARGV[7])
 redis.call('HDEL', ns .. ':conns:' .. node, client)
 for _, room in ipairs(redis.call('SMEMBERS', ns .. ':crooms:' .. client)) do
   local rk = ns .. ':room:' .. room
@@ -50,26 +52,43 @@ end
 redis.call('DEL', ns .. ':crooms:' .. client)
 if user == '' then return 0 end
 local uk = ns .. ':user:' .. user
-redis.call('HDEL', uk, client)
+if redis.call('HDEL', uk, client) == 0 then return 0 end
 if redis.call('HLEN', uk) > 0 then return 0 end
 if grace <= 0 then
   redis.call('SREM', ns .. ':online', user)
   return 2
 end
 redis.call('SET', ns .. ':gone:' .. user, token, 'PX', grace + 10000)
+redis.call('ZADD', ns .. ':leaving', now + grace, user)
 return 1
 """
-"""Returns 2 when the user went offline now, 1 when an offline decision is pending, else 0."""
+"""Returns 2 when the user went offline now, 1 when an offline decision is pending, else 0 (also when the
+client was not the user's any more: a reaper or an earlier unregister already took it out)."""
 
 OFFLINE_CHECK: Final = """
 local ns, user, token = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HLEN', ns .. ':user:' .. user) > 0 then return 0 end
 if redis.call('GET', ns .. ':gone:' .. user) ~= token then return 0 end
 redis.call('DEL', ns .. ':gone:' .. user)
-redis.call('SREM', ns .. ':online', user)
-return 1
+redis.call('ZREM', ns .. ':leaving', user)
+return redis.call('SREM', ns .. ':online', user)
 """
 """Returns 1 when the user is now offline (exactly one caller in the cluster gets 1)."""
+
+SWEEP_LEAVING: Final = """
+local ns, now = ARGV[1], ARGV[2]
+local out = {}
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':leaving', '-inf', now)) do
+  redis.call('ZREM', ns .. ':leaving', user)
+  if redis.call('HLEN', ns .. ':user:' .. user) == 0 then
+    redis.call('DEL', ns .. ':gone:' .. user)
+    if redis.call('SREM', ns .. ':online', user) == 1 then table.insert(out, user) end
+  end
+end
+return out
+"""
+"""Make the offline decisions that are due and that no node made (the user's node stopped or died within the
+grace); returns the users now offline. Any node's heartbeat runs it; a decision is made once either way."""
 
 JOIN: Final = """
 local ns, room, client, blob = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
