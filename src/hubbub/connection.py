@@ -68,6 +68,7 @@ class Connection:
         "_strikes",
         "_expiry",
         "_verifier",
+        "_loop",
     )
 
     def __init__(
@@ -100,6 +101,7 @@ class Connection:
         self._strikes = 0
         self._expiry: asyncio.TimerHandle | None = None
         self._verifier = verifier
+        self._loop = asyncio.get_running_loop()
 
     # ---- handshake data --------------------------------------------------------------
 
@@ -312,7 +314,7 @@ class Connection:
             self._enqueue(event)
 
     def _within_rate(self, pipeline: Pipeline) -> bool:
-        now = asyncio.get_running_loop().time()
+        now = self._loop.time()
         bucket = self._bucket
         if bucket is None:
             bucket = self._bucket = TokenBucket(pipeline.message_rate or 0.0, pipeline.message_burst, now)
@@ -367,7 +369,7 @@ class Connection:
             return
         if event.type == "disconnect":
             coro = self._when_settled(coro)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         try:
             task = start_eagerly(coro, loop)
         except Abort:
