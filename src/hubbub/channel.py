@@ -77,7 +77,6 @@ class Channel(WebSocketEndpoint):
         self.default_timeout = timeout
         self._events: dict[str, EventSpec] = {}
         self._authorize: Authorizer | None = None
-        self._user_connect: Handler | None = None
 
     # ---- registration -----------------------------------------------------------------
 
@@ -100,6 +99,14 @@ class Channel(WebSocketEndpoint):
             return fn
 
         return register
+
+    def on_message(self, fn: AnyHandler) -> AnyHandler:
+        """Not for channels: their messages are dispatched by type; use `@channel.on(type)`."""
+        raise ConfigurationError("a channel dispatches messages by type: use @channel.on(type)")
+
+    def __call__(self, target: Any) -> Any:
+        """Not for channels: use `@channel.on(type)` and `@channel.on_connect` / `on_disconnect`."""
+        raise ConfigurationError("a channel dispatches messages by type: use @channel.on(type)")
 
     def authorize(self, fn: Authorizer) -> Authorizer:
         """Decorator: `fn(event, action, room) -> bool` decides client requests to join,
@@ -174,7 +181,11 @@ class Channel(WebSocketEndpoint):
             self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
         else:
             if event.request_id is not None:
-                conn.send_nowait(Envelope(None, result, id=event.request_id))
+                try:
+                    conn.send_nowait(Envelope(None, result, id=event.request_id))
+                except TypeError:
+                    logger.exception("reply to %r on connection %s cannot be encoded", event.name, conn.id)
+                    self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
 
     async def _handle(self, event: Event) -> Any:
         name = event.name or ""
@@ -230,6 +241,8 @@ class Channel(WebSocketEndpoint):
         kind = data.get("type", "hubbub.message")
         if not isinstance(kind, str) or not kind:
             raise EnvelopeError(env.BAD_REQUEST, "'type' must be a string")
+        if kind.startswith("hubbub.") and kind != "hubbub.message":
+            raise EnvelopeError(env.BAD_REQUEST, "publication types starting with 'hubbub.' are reserved")
         if not await self._allowed(event, "publish", room):
             raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {room!r}")
         conn = event.connection

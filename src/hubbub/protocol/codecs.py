@@ -44,7 +44,7 @@ def _parse_map(obj: Any) -> Envelope:
     if kind is not None and not isinstance(kind, str):
         raise EnvelopeError(INVALID_MESSAGE, "'type' must be a string")
     msg_id = obj.get("id")
-    if msg_id is not None and not isinstance(msg_id, str | int):
+    if msg_id is not None and (isinstance(msg_id, bool) or not isinstance(msg_id, str | int)):
         raise EnvelopeError(INVALID_MESSAGE, "'id' must be a string or an integer")
     error = obj.get("error")
     if kind is None and msg_id is None:
