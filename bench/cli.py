@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench import machine, report, runner
 from bench.peers import PEERS, REFERENCE
-from bench.procs import machine_busy_pct
+from bench.procs import CpuPlan, machine_busy_pct
 from bench.scenarios import SCENARIOS
 from bench.settings import FULL, QUICK
 
@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [SCENARIOS[n] for n in args.scenarios]
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     host = machine.describe()  # before pinning narrows our own CPU set
-    pinning = runner.pin_load_generator()
+    cpus = CpuPlan.split()
+    cpus.pin_self()
+    pinning = cpus.describe()
     started = time.monotonic()
     print(f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
           f"{settings.rounds} round(s); {pinning}", flush=True)
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if busy > BUSY_WARNING_PCT:
             print(f"bench: warning: other processes already use {busy:.0f}% of a core; "
                   "results will be noisy (see the 'other CPU %' columns)", flush=True)
-        results = runner.run(peers, scenarios, settings, ROOT)
+        results = runner.run(peers, scenarios, settings, ROOT, cpus)
     except KeyboardInterrupt:
         print("\nbench: interrupted; every peer stopped", file=sys.stderr)
         return 130

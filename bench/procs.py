@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -42,12 +43,31 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def split_cpus() -> tuple[set[int] | None, set[int] | None]:
-    """Return (server CPUs, load-generator CPUs), or (None, None) with one CPU."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    return {cpus[0]}, {cpus[1]}
+@dataclass(frozen=True)
+class CpuPlan:
+    """Which CPUs peers and the load generator (this process) run on; None: anywhere."""
+
+    server: frozenset[int] | None
+    loadgen: frozenset[int] | None
+
+    @classmethod
+    def split(cls) -> CpuPlan:
+        """First allowed CPU for peers, second for the load generator (needs two)."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return cls(None, None)
+        return cls(frozenset({cpus[0]}), frozenset({cpus[1]}))
+
+    def pin_self(self) -> None:
+        """Move this process to the load-generator CPUs."""
+        if self.loadgen is not None:
+            os.sched_setaffinity(0, self.loadgen)
+
+    def describe(self) -> str:
+        """Human-readable summary."""
+        if self.server is None or self.loadgen is None:
+            return "none (fewer than 2 CPUs available)"
+        return f"server on CPU {min(self.server)}, load generator on CPU {min(self.loadgen)}"
 
 
 def free_port() -> int:
@@ -129,10 +149,17 @@ class CpuSnapshot:
         }
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
+    """What a peer does between fork and exec: pin itself, die with the harness."""
+
+    def setup() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)  # before exec: every later thread inherits it
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -166,7 +193,7 @@ class Server:
 class ProcessSet:
     """Context manager owning every process the harness starts."""
 
-    def __init__(self, log_dir: Path, cwd: Path, cpus: set[int] | None) -> None:
+    def __init__(self, log_dir: Path, cwd: Path, cpus: frozenset[int] | None) -> None:
         self.log_dir = log_dir
         self.cwd = cwd
         self.cpus = cpus
@@ -209,14 +236,11 @@ class ProcessSet:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=_child_setup(self.cpus),
                 )
             except OSError as e:
                 raise StartError(str(e)) from e
         self._procs[proc.pid] = proc
-        if self.cpus is not None:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(proc.pid, self.cpus)
         try:
             wait_for_port(port, proc, timeout)
         except StartError:

@@ -9,7 +9,6 @@ a peer is recorded for that cell and the run goes on.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +16,10 @@ from pathlib import Path
 import uvloop
 
 from bench.peers import Peer
-from bench.procs import ProcessSet, StartError, free_port, raise_nofile_limit, split_cpus
+from bench.procs import CpuPlan, ProcessSet, StartError, free_port, raise_nofile_limit
 from bench.scenarios import Scenario
 from bench.settings import Settings
 from bench.stats import Cell, Results
-
-
-def pin_load_generator() -> str:
-    """Pin this process (the load generator) and describe the CPU split."""
-    server_cpus, gen_cpus = split_cpus()
-    if server_cpus is None or gen_cpus is None:
-        return "none (fewer than 2 CPUs available)"
-    os.sched_setaffinity(0, gen_cpus)
-    return f"server on CPU {min(server_cpus)}, load generator on CPU {min(gen_cpus)}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -42,14 +32,17 @@ def run(
     scenarios: list[Scenario],
     settings: Settings,
     root: Path,
+    cpus: CpuPlan,
     log: Callable[[str], None] = print,
 ) -> Results:
-    """Measure every scenario on every peer for ``settings.rounds`` rounds."""
+    """Measure every scenario on every peer for ``settings.rounds`` rounds.
+
+    This process is the load generator; it should already be pinned (``cpus.pin_self``).
+    """
     raise_nofile_limit()
-    server_cpus, _ = split_cpus()
     results = Results()
     log_dir = root / "bench" / "results" / "logs"
-    with ProcessSet(log_dir, root, server_cpus) as procs:
+    with ProcessSet(log_dir, root, cpus.server) as procs:
         for rnd in range(1, settings.rounds + 1):
             shift = (rnd - 1) % len(peers)
             order = peers[shift:] + peers[:shift]
