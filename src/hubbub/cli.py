@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -99,9 +100,10 @@ def run(
         if workers > 1:
             if not app.hub.broker.is_cluster:
                 raise ConfigurationError("--workers needs a cluster broker: add --broker redis://HOST:PORT/DB")
+            asyncio.run(app.hub.broker.probe())
             argv = [*sys.argv[1:]]
             raise SystemExit(supervise(worker_command(argv), workers))
-    except ConfigurationError as exc:
+    except (ConfigurationError, BrokerUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     try:
         run_app(app, host, port, reuse_port=reuse_port)

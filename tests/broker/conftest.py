@@ -12,7 +12,7 @@ from tests.broker.cluster import BrokerCluster, Engine
 
 PRESENCE_GRACE = 0.3
 """Seconds between a user's last connection closing and the offline decision."""
-NODE_TIMEOUT = 2.0
+NODE_TIMEOUT = 3.0
 """Seconds within which a dead Redis node is reaped (heartbeat every quarter of it)."""
 
 

@@ -60,6 +60,11 @@ def _each(nodes: list[Node], action: Callable[[Node], object]) -> None:
             result.result()
 
 
+def fresh(prefix: str) -> str:
+    """A name (room, user) no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def token(user_id: str, name: str | None = None) -> str:
     """A JWT the cluster app accepts for `user_id`."""
     return jwt.encode({"sub": user_id, "name": name or user_id}, SECRET, algorithm="HS256")
@@ -153,15 +158,15 @@ def _quietly(close: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None
 
 
 async def _websockets_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, str]) -> Peer:
-    ws = await websockets_connect(url, additional_headers=dict(headers), open_timeout=TIMEOUT)
+    ws = await websockets_connect(url, additional_headers=dict(headers), open_timeout=TIMEOUT, max_queue=None)
     stack.push_async_callback(_quietly(ws.close))
 
     async def recv(timeout: float) -> str | None:
         try:
             message = await asyncio.wait_for(ws.recv(), timeout)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                raise
+        except TimeoutError:
+            raise
+        except Exception:  # closed
             return None
         return message if isinstance(message, str) else message.decode()
 
@@ -185,7 +190,10 @@ async def _aiohttp_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, s
         message = await ws.receive(timeout)
         if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
             return message.data if isinstance(message.data, str) else message.data.decode()
-        ended.append((ws.close_code, str(message.extra or "")))
+        if message.type is aiohttp.WSMsgType.CLOSE:  # the server's close frame: its code and reason
+            ended.append((int(message.data), str(message.extra or "")))
+        else:  # closed without a close frame (or after ours)
+            ended.append((ws.close_code, ""))
         return None
 
     async def closed(timeout: float) -> tuple[int | None, str]:
@@ -206,7 +214,7 @@ async def _hubbub_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, st
             message = await ws.recv(timeout)
         except TimeoutError:
             raise
-        except Exception:
+        except Exception:  # closed
             return None
         return message if isinstance(message, str) else message.decode()
 
@@ -218,7 +226,8 @@ async def _hubbub_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, st
 
 
 _OPENERS = {"websockets": _websockets_peer, "aiohttp": _aiohttp_peer, "hubbub": _hubbub_peer}
-_libraries = itertools.cycle(("websockets", "aiohttp", "hubbub"))
+LIBRARIES: tuple[Library, ...] = ("websockets", "aiohttp", "hubbub")
+_libraries: Iterator[Library] = itertools.cycle(LIBRARIES)
 
 
 class Clients:
@@ -229,7 +238,7 @@ class Clients:
 
     async def raw(self, url: str, library: Library | None = None, headers: Mapping[str, str] | None = None) -> Peer:
         """A text connection (each call without `library` takes the next of the three libraries)."""
-        chosen: Library = library or next(_libraries)  # type: ignore[assignment]
+        chosen = library if library is not None else next(_libraries)
         return await _OPENERS[chosen](self._stack, url, headers or {})
 
     async def room(self, node: Node, room: str, library: Library | None = None) -> tuple[Peer, dict[str, Any]]:
@@ -285,15 +294,22 @@ async def opened_clients() -> AsyncIterator[Clients]:
         yield Clients(stack)
 
 
-async def probe_until_heard(sender: Peer, receiver: Peer, timeout: float = TIMEOUT) -> None:
+def not_probe(message: str) -> bool:
+    """Whether a message is a test's own, not a connectivity probe."""
+    return not message.startswith("probe-")
+
+
+async def probe_until_heard(sender: Peer, receiver: Peer, timeout: float = TIMEOUT) -> list[str]:
     """Send numbered probes from `sender` until `receiver` hears one: the route between them works.
-    Later reads should skip leftover probes (e.g. with `Peer.recv_until`)."""
+    Returns what `receiver` got meanwhile; later reads should skip leftover probes (`Peer.recv_until`)."""
+    heard: list[str] = []
     async with asyncio.timeout(timeout):
         for number in itertools.count():
             await sender.send(f"probe-{number}")
             try:
-                while not (await receiver.recv(0.25)).startswith("probe-"):
-                    pass
+                while not heard or not heard[-1].startswith("probe-"):
+                    heard.append(await receiver.recv(0.25))
             except TimeoutError:
                 continue
-            return
+            return heard
+    raise AssertionError("unreachable")

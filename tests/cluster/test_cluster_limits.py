@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from hubbub.client import connect as hubbub_connect
 from hubbub.errors import HandshakeError
 from hubbub.testing import Cluster, Node, RedisServer
-from tests.cluster.support import TIMEOUT, Clients, eventually, get, namespaced, running_cluster, token
+from tests.cluster.support import TIMEOUT, Clients, eventually, fresh, get, namespaced, running_cluster, token
 
 MAX_CONNECTIONS = 4
 MAX_PER_USER = 2
@@ -43,7 +42,7 @@ async def refused_close(node: Node, user_id: str) -> tuple[int, str]:
 async def test_per_user_limit_counts_devices_on_every_node(cluster: Cluster, clients: Clients) -> None:
     a_node, b_node = cluster.nodes
     await connections(cluster, 0)
-    user = f"user-{uuid.uuid4().hex[:8]}"
+    user = fresh("user")
     await clients.chat(a_node, user)
     on_b = await clients.chat(b_node, user)
 

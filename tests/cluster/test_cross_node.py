@@ -6,6 +6,7 @@ the other hub operations are triggered over HTTP on the cluster app, on a node o
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -14,10 +15,14 @@ import pytest
 from hubbub.testing import Cluster, RedisServer
 from tests.cluster.support import (
     ECHO_APP,
+    LIBRARIES,
     Clients,
+    Library,
     eventually,
+    fresh,
     get,
     namespaced,
+    not_probe,
     post,
     probe_until_heard,
     running_cluster,
@@ -38,11 +43,6 @@ def cluster(redis: RedisServer) -> Iterator[Cluster]:
         yield cluster
 
 
-def fresh(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 async def test_fanout_reaches_clients_on_the_other_node_both_ways(echo_cluster: Cluster, clients: Clients) -> None:
     a_node, b_node = echo_cluster.nodes
     on_a = await clients.raw(a_node.url("/fanout"), "websockets")
@@ -53,10 +53,10 @@ async def test_fanout_reaches_clients_on_the_other_node_both_ways(echo_cluster: 
 
     await on_b.send("from B")
     for peer in (on_a, also_on_a, on_b):
-        assert (await peer.recv_until(lambda m: not m.startswith("probe-")))[-1] == "from B"
+        assert (await peer.recv_until(not_probe))[-1] == "from B"
     await on_a.send("from A")
     for peer in (on_b, also_on_a, on_a):
-        assert (await peer.recv_until(lambda m: not m.startswith("probe-")))[-1] == "from A"
+        assert (await peer.recv_until(not_probe))[-1] == "from A"
 
 
 async def test_echo_stays_on_its_node(echo_cluster: Cluster, clients: Clients) -> None:
@@ -110,10 +110,10 @@ async def test_send_to_a_user_reaches_devices_on_every_node(cluster: Cluster, cl
     assert (await bystander.next(lambda e: e.get("type") == "note"))["data"] == 2
 
 
-@pytest.mark.parametrize("library", ["websockets", "aiohttp", "hubbub"])
-async def test_close_a_client_on_another_node(cluster: Cluster, clients: Clients, library: str) -> None:
+@pytest.mark.parametrize("library", LIBRARIES)
+async def test_close_a_client_on_another_node(cluster: Cluster, clients: Clients, library: Library) -> None:
     a_node, b_node = cluster.nodes
-    peer, hello = await clients.room(a_node, fresh("closing"), library)  # type: ignore[arg-type]
+    peer, hello = await clients.room(a_node, fresh("closing"), library)
     assert (await post(b_node, f"/close/{hello['client_id']}?code=4321&reason=moved"))["closed"] is True
     assert await peer.wait_closed(10.0) == (4321, "moved")
     await eventually(lambda: _not_listed(cluster, hello["client_id"]))
@@ -154,14 +154,24 @@ async def test_connection_count_is_the_same_from_every_node(cluster: Cluster, cl
 
 async def test_dropped_counts_are_summed_across_nodes(cluster: Cluster, clients: Clients) -> None:
     a_node, b_node = cluster.nodes
-    _, on_a = await clients.room(a_node, fresh("flood"))
-    _, on_b = await clients.room(b_node, fresh("flood"))
+    _, hello_a = await clients.room(a_node, fresh("flood"))
+    _, hello_b = await clients.room(b_node, fresh("flood"))
     before = (await get(a_node, "/stats"))["dropped"]
-    dropped_a = (await post(a_node, f"/flood/{on_a['client_id']}?count=10&size=16384"))["dropped"]
-    dropped_b = (await post(b_node, f"/flood/{on_b['client_id']}?count=12&size=16384"))["dropped"]
+    dropped_a = (await post(a_node, f"/flood/{hello_a['client_id']}?count=10&size=16384"))["dropped"]
+    dropped_b = (await post(b_node, f"/flood/{hello_b['client_id']}?count=12&size=16384"))["dropped"]
     assert dropped_a > 0 and dropped_b > 0
 
     async def everyone_sums() -> bool:
         return all([(await get(node, "/stats"))["dropped"] == before + dropped_a + dropped_b for node in cluster.nodes])
 
     await eventually(everyone_sums)
+
+
+async def test_joins_made_at_once_on_one_node_all_count_cluster_wide(cluster: Cluster, clients: Clients) -> None:
+    room = fresh("crowd")
+    peers = [await clients.chat(cluster.nodes[0], fresh("user")) for _ in range(12)]
+    for peer in peers:  # every request leaves before any reply is read: the node handles them at once
+        await peer.peer.send(json.dumps({"type": "hubbub.join", "data": {"room": room}, "id": 1}))
+    for peer in peers:
+        assert (await peer.next(lambda e: e.get("id") == 1))["data"] == {"room": room}
+    await eventually(lambda: _all_count(cluster, room, len(peers)))

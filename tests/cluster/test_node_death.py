@@ -5,14 +5,14 @@ nodes hear hubbub.presence leave events, and users with no device left go offlin
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hubbub.testing import Cluster, RedisServer
-from tests.cluster.support import ChatPeer, Clients, count_events, eventually, get, namespaced, running_cluster
+from tests.cluster.support import ChatPeer, Clients, count_events, eventually, fresh, get, namespaced, running_cluster
 
 NODE_TIMEOUT = 2.0
 SLACK = 1.0
@@ -28,21 +28,14 @@ def events(tmp_path: Path) -> Path:
 def cluster(redis: RedisServer, events: Path) -> Iterator[Cluster]:
     """Three nodes with a 2 s node timeout; the tests kill the last one."""
     url = namespaced(redis.url, node_timeout=NODE_TIMEOUT)
-    with running_cluster(url, 3, env={"CLUSTER_EVENTS": str(events), "CLUSTER_LOG": "/tmp/nd.log"}) as cluster:
+    with running_cluster(url, 3, env={"CLUSTER_EVENTS": str(events)}) as cluster:
         yield cluster
 
 
-def fresh(prefix: str) -> str:
-    """A name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def presence(action: str, client_id: str) -> object:
+def presence(action: str, client_id: str) -> Callable[[dict[str, Any]], bool]:
     """Matches a hubbub.presence event about one client."""
     return lambda e: (
-        e.get("type") == "hubbub.presence"
-        and e["data"]["action"] == action
-        and e["data"]["client_id"] == client_id
+        e.get("type") == "hubbub.presence" and e["data"]["action"] == action and e["data"]["client_id"] == client_id
     )
 
 
@@ -59,16 +52,15 @@ async def test_members_and_counts_of_a_killed_node_vanish_within_node_timeout(
     room = fresh("room")
     watcher = await clients.chat(a_node, fresh("watcher"))
     survivor = await clients.chat(b_node, fresh("survivor"))
-    victims = [await clients.chat(doomed, fresh("victim")) for _ in range(2)]
+    victim_users = [fresh("victim"), fresh("victim")]
+    victims = [await clients.chat(doomed, user) for user in victim_users]
     await joined(room, watcher, survivor, *victims)
-    print("IDS", watcher.client_id, survivor.client_id, [v.client_id for v in victims])
     alive = sorted([watcher.client_id, survivor.client_id])
     everyone = sorted([*alive, *(victim.client_id for victim in victims)])
 
     async def seen_by_all(members: list[str]) -> bool:
         for node in (a_node, b_node):
             stats, view = await get(node, "/stats"), await get(node, f"/rooms/{room}")
-            print(node.port, stats, view, members)
             if view != {"members": members, "count": len(members)} or stats["clients"] != members:
                 return False
             if stats["connections"] != len(members):
@@ -76,6 +68,8 @@ async def test_members_and_counts_of_a_killed_node_vanish_within_node_timeout(
         return True
 
     await eventually(lambda: seen_by_all(everyone))
+    for other in (survivor, *victims):
+        await watcher.next(presence("join", other.client_id))
     killed_at = time.monotonic()
     doomed.kill()
     await eventually(lambda: seen_by_all(alive), timeout=NODE_TIMEOUT + 5)
@@ -83,10 +77,9 @@ async def test_members_and_counts_of_a_killed_node_vanish_within_node_timeout(
     assert took <= NODE_TIMEOUT + SLACK, f"the dead node's connections lingered {took:.2f} s"
 
     for listener in (watcher, survivor):
-        for victim in victims:
+        for victim, user in zip(victims, victim_users, strict=True):
             leave = await listener.next(presence("leave", victim.client_id))
-            assert leave["data"]["room"] == room
-            assert leave["data"]["user"] == victim.client_id and False or leave["data"]["user"].startswith("victim-")
+            assert (leave["data"]["room"], leave["data"]["user"], leave["data"]["info"]) == (room, user, {"name": user})
     latecomer = await clients.chat(b_node, fresh("latecomer"))
     await joined(room, latecomer)
     next_presence = await watcher.next(lambda e: e.get("type") == "hubbub.presence")

@@ -8,14 +8,13 @@ a later event of another user on the same node, which a wrong extra event would 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hubbub.testing import Cluster, Node, RedisServer
-from tests.cluster.support import Clients, count_events, eventually, get, namespaced, running_cluster
+from tests.cluster.support import Clients, count_events, eventually, fresh, get, namespaced, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +30,16 @@ def cluster(redis: RedisServer, events: Path) -> Iterator[Cluster]:
         yield cluster
 
 
-def fresh_user() -> str:
-    """A user id no other test uses."""
-    return f"user-{uuid.uuid4().hex[:8]}"
-
-
 async def online_marker(clients: Clients, node: Node, events: Path) -> None:
     """A new user comes online on `node`; returns once its event is recorded."""
-    marker = fresh_user()
+    marker = fresh("user")
     await clients.chat(node, marker)
     await eventually(lambda: count_events(events, "online", marker) == 1)
 
 
 async def offline_marker(clients: Clients, node: Node, events: Path) -> None:
     """A new user comes and goes on `node`; returns once its on_offline is recorded."""
-    marker = fresh_user()
+    marker = fresh("user")
     device = await clients.chat(node, marker)
     await device.peer.close()
     await eventually(lambda: count_events(events, "offline", marker) == 1)
@@ -60,7 +54,7 @@ async def test_online_fires_once_for_devices_on_different_nodes(
     cluster: Cluster, clients: Clients, events: Path
 ) -> None:
     a_node, b_node = cluster.nodes
-    user = fresh_user()
+    user = fresh("user")
     await clients.chat(a_node, user)
     await eventually(lambda: count_events(events, "online", user) == 1)
     await clients.chat(b_node, user)
@@ -71,10 +65,8 @@ async def test_online_fires_once_for_devices_on_different_nodes(
     assert count_events(events, "offline", user) == 0
 
 
-async def test_online_fires_once_when_devices_connect_at_once(
-    cluster: Cluster, clients: Clients, events: Path
-) -> None:
-    user = fresh_user()
+async def test_online_fires_once_when_devices_connect_at_once(cluster: Cluster, clients: Clients, events: Path) -> None:
+    user = fresh("user")
     await asyncio.gather(*(clients.chat(node, user) for node in (*cluster.nodes, *cluster.nodes)))
     await online_marker(clients, cluster.nodes[0], events)
     await online_marker(clients, cluster.nodes[1], events)
@@ -85,7 +77,7 @@ async def test_offline_fires_once_after_the_last_device_anywhere(
     cluster: Cluster, clients: Clients, events: Path
 ) -> None:
     a_node, b_node = cluster.nodes
-    user = fresh_user()
+    user = fresh("user")
     on_a = await clients.chat(a_node, user)
     on_b = await clients.chat(b_node, user)
     await eventually(lambda: count_events(events, "online", user) == 1)

@@ -125,6 +125,9 @@ class Broker(ABC):
         """Whether the engine is reachable now (a health endpoint reports it)."""
         return True
 
+    async def probe(self) -> None:  # noqa: B027 - engines without a remote part have nothing to check
+        """Check that the engine can be reached now; raise BrokerUnavailable if not."""
+
     @abstractmethod
     async def start(self, listener: ClusterListener) -> None:
         """Connect and start receiving publications and presence changes."""

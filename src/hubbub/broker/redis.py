@@ -9,7 +9,8 @@
   happen once.
 - Each node holds a lease renewed by a heartbeat; a node that stops renewing it
   (killed) is reaped by the others: its connections leave their rooms and users
-  who had no other connection go offline.
+  who had no other connection go offline. An offline decision still waiting out
+  its grace on a node that stops or dies is made by the others' heartbeat.
 - Outages: local clients keep being served; the node reconnects with backoff,
   resubscribes, rewrites its state, and reports not ready meanwhile. Cross-node
   publications made while Redis is down are lost (counted in `lost_publications`),
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hubbub.broker import redis_scripts as lua
@@ -41,6 +44,28 @@ try:
     from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _in_task(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Run a Redis operation inside an asyncio Task.
+
+    Handlers and the Hub's broker writes start eagerly (`hubbub._eager`): they run outside
+    any Task until they first wait. redis-py opens a new connection under asyncio.timeout(),
+    which needs a current Task (RuntimeError, raised as ConnectionError, otherwise), so the
+    operation yields once first and goes on in the Task that carries the coroutine.
+    """
+
+    @functools.wraps(method)
+    async def in_task(*args: P.args, **kwargs: P.kwargs) -> R:
+        if asyncio.current_task() is None:
+            await asyncio.sleep(0)
+        return await method(*args, **kwargs)
+
+    return in_task
 
 
 def _member_blob(member: Member) -> str:
@@ -95,6 +120,8 @@ class RedisBroker(Broker):
         self._redis: aioredis.Redis | None = None
         self._listener: ClusterListener | None = None
         self._members: dict[str, Member] = {}
+        self._orphans: dict[str, Member] = {}
+        """Connections that closed while Redis was unreachable: taken out of Redis once it is back."""
         self._local_rooms: dict[str, set[str]] = {}
         self._member_rooms: dict[str, set[str]] = {}
         self._subscribed: set[str] = set()
@@ -133,6 +160,15 @@ class RedisBroker(Broker):
 
     # ---- lifecycle -----------------------------------------------------------------
 
+    async def probe(self) -> None:
+        client = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
+        finally:
+            await client.aclose()
+
     async def start(self, listener: ClusterListener) -> None:
         self._listener = listener
         try:
@@ -167,6 +203,10 @@ class RedisBroker(Broker):
                     await self.unregister(member, [])
                 await self._redis.zrem(f"{self.ns}:nodes", self.node_id)
                 await self._redis.delete(f"{self.ns}:conns:{self.node_id}")
+            # Offline decisions still pending here are made by the other nodes' sweep (`SWEEP_LEAVING`).
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._redis.aclose()
         self._connected = False
         self._subscribed_ok = False
@@ -183,7 +223,8 @@ class RedisBroker(Broker):
         await self._redis.zadd(f"{self.ns}:nodes", {self.node_id: int((time.time() + self.lease) * 1000)})
 
     async def _beat_forever(self) -> None:
-        while True:
+        # Not `while True`: on Python 3.11 redis-py's asyncio.wait_for can swallow stop()'s cancel.
+        while not self._stopping:
             await asyncio.sleep(self.heartbeat)
             try:
                 await self._renew_lease()
@@ -216,7 +257,8 @@ class RedisBroker(Broker):
             self._needs_resync = False
 
     async def _resync(self) -> None:
-        """Rewrite this node's connections and memberships (a reaper may have removed them)."""
+        """Rewrite this node's connections and memberships (a reaper may have removed them), and take
+        out the connections and memberships that ended while Redis was unreachable (it may have kept them)."""
         assert self._redis is not None
         for member in list(self._members.values()):
             online = await self._redis.eval(
@@ -235,6 +277,16 @@ class RedisBroker(Broker):
                 self._listener.user_online(member.user_id)
             for room in self._member_rooms.get(member.client_id, ()):
                 await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
+            for raw in await self._redis.smembers(f"{self.ns}:crooms:{member.client_id}"):
+                if _text(raw) not in self._member_rooms.get(member.client_id, ()):  # left while Redis was away
+                    await self._redis.eval(lua.LEAVE, 0, self.ns, _text(raw), member.client_id)
+        for client_id, orphan in list(self._orphans.items()):  # Redis may have kept them (persistence, failover)
+            gone = await self._redis.eval(
+                lua.UNREGISTER, 0, self.ns, client_id, self.node_id, orphan.user_id or "", 0, "", _now_ms()
+            )
+            del self._orphans[client_id]
+            if gone == 2 and self._listener is not None and orphan.user_id is not None:
+                self._listener.user_offline(orphan.user_id)
         logger.info("Redis state of node %s rewritten (%d connections)", self.node_id, len(self._members))
 
     async def _flush_dropped(self) -> None:
@@ -310,7 +362,7 @@ class RedisBroker(Broker):
                     logger.info("node %s resubscribed to Redis", self.node_id)
                     self._spawn(self._recover())
                 delay = 0.1
-                while True:
+                while not self._stopping:  # as in _beat_forever: a swallowed cancel must not keep us here
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._received(message["channel"], message["data"])
@@ -366,11 +418,17 @@ class RedisBroker(Broker):
 
     def _start_flush(self) -> None:
         self._flush_scheduled = False
-        batch, self._outgoing = self._outgoing, []
-        if batch:
-            task = asyncio.create_task(self._flush(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+        if self._flushes:
+            return  # the sender in flight takes this batch next: publications stay in order
+        task = asyncio.create_task(self._send_outgoing())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send_outgoing(self) -> None:
+        """Send queued publications one pipelined batch at a time, in the order they were made."""
+        while self._outgoing:
+            batch, self._outgoing = self._outgoing, []
+            await self._flush(batch)
 
     async def _flush(self, batch: list[tuple[str, bytes]]) -> None:
         if not self._connected or self._redis is None:
@@ -390,23 +448,27 @@ class RedisBroker(Broker):
 
     # ---- connections --------------------------------------------------------------------
 
+    @_in_task
     async def register(
         self, member: Member, *, max_connections: int | None = None, max_per_user: int | None = None
     ) -> Registration:
         if not self._connected or self._redis is None:
-            raise BrokerUnavailable("Redis is unreachable")
-        result = await self._redis.eval(
-            lua.REGISTER,
-            0,
-            self.ns,
-            _now_ms(),
-            member.client_id,
-            self.node_id,
-            _member_blob(member),
-            member.user_id or "",
-            max_connections or 0,
-            max_per_user or 0,
-        )
+            return self._admit_offline(member)
+        try:
+            result = await self._redis.eval(
+                lua.REGISTER,
+                0,
+                self.ns,
+                _now_ms(),
+                member.client_id,
+                self.node_id,
+                _member_blob(member),
+                member.user_id or "",
+                max_connections or 0,
+                max_per_user or 0,
+            )
+        except (RedisError, OSError):
+            return self._admit_offline(member)
         if result == -1:
             return Registration.OVER_CAPACITY
         if result == -2:
@@ -416,6 +478,17 @@ class RedisBroker(Broker):
             self._listener.user_online(member.user_id)
         return Registration.OK
 
+    def _admit_offline(self, member: Member) -> Registration:
+        """Redis is unreachable: serve the connection here and write it to Redis on recovery.
+        Cluster-wide limits cannot be checked meanwhile; this node's own limits still apply."""
+        if self._connected:
+            logger.warning("Redis unreachable while admitting a connection; it is recorded on recovery")
+        self._connected = False
+        self._needs_resync = True
+        self._members[member.client_id] = member
+        return Registration.OK
+
+    @_in_task
     async def unregister(self, member: Member, rooms: list[str]) -> None:
         self._members.pop(member.client_id, None)
         for room in self._member_rooms.pop(member.client_id, set()):
@@ -437,6 +510,7 @@ class RedisBroker(Broker):
                 _now_ms(),
             )
         except (RedisError, OSError):
+            self._orphans[member.client_id] = member
             self._needs_resync = True
             return
         if result == 2 and self._listener is not None and member.user_id is not None:
@@ -457,6 +531,7 @@ class RedisBroker(Broker):
                 self._listener.user_offline(user_id)
             return
 
+    @_in_task
     async def join(self, room: str, member: Member) -> None:
         self._member_rooms.setdefault(member.client_id, set()).add(room)
         local = self._local_rooms.setdefault(room, set())
@@ -468,6 +543,7 @@ class RedisBroker(Broker):
         with contextlib.suppress(RedisError, OSError):
             await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
 
+    @_in_task
     async def leave(self, room: str, member: Member) -> None:
         rooms = self._member_rooms.get(member.client_id)
         if rooms is not None:
@@ -496,6 +572,7 @@ class RedisBroker(Broker):
     async def _live_nodes(self) -> list[str]:
         return [_text(raw) for raw in await self._client().zrangebyscore(f"{self.ns}:nodes", _now_ms(), "+inf")]
 
+    @_in_task
     async def clients(self) -> list[str]:
         redis = self._client()
         out: list[str] = []
@@ -503,6 +580,7 @@ class RedisBroker(Broker):
             out.extend(_text(key) for key in await redis.hkeys(f"{self.ns}:conns:{node}"))
         return out
 
+    @_in_task
     async def connection_count(self) -> int:
         redis = self._client()
         nodes = await self._live_nodes()
@@ -512,6 +590,7 @@ class RedisBroker(Broker):
             counts = await pipe.execute()
         return int(sum(counts))
 
+    @_in_task
     async def locate(self, client_id: str) -> Member | None:
         local = self._members.get(client_id)
         if local is not None:
@@ -523,29 +602,37 @@ class RedisBroker(Broker):
                 return _member_from_blob(blob)
         return None
 
+    @_in_task
     async def room_members(self, room: str) -> list[Member]:
         values = await self._client().hvals(f"{self.ns}:room:{room}")
         return [_member_from_blob(blob) for blob in values]
 
+    @_in_task
     async def room_count(self, room: str) -> int:
         return int(await self._client().hlen(f"{self.ns}:room:{room}"))
 
+    @_in_task
     async def rooms(self) -> list[str]:
         return [_text(raw) for raw in await self._client().smembers(f"{self.ns}:rooms")]
 
+    @_in_task
     async def user_clients(self, user_id: str) -> list[str]:
         return [_text(raw) for raw in await self._client().hkeys(f"{self.ns}:user:{user_id}")]
 
+    @_in_task
     async def is_online(self, user_id: str) -> bool:
         return bool(await self._client().sismember(f"{self.ns}:online", user_id))
 
+    @_in_task
     async def online_users(self) -> list[str]:
         return [_text(raw) for raw in await self._client().smembers(f"{self.ns}:online")]
 
+    @_in_task
     async def add_dropped(self, count: int) -> None:
         if count:
             await self._client().incrby(f"{self.ns}:dropped", count)
 
+    @_in_task
     async def dropped_count(self) -> int:
         return int(await self._client().get(f"{self.ns}:dropped") or 0)
 

@@ -82,12 +82,12 @@ async def join_fanout(event: Event) -> None:
 
 @fanout.on_message
 async def fan_out(event: Event) -> None:
-    await event.hub.room_broadcast("fanout", event.data)  # type: ignore[arg-type]
+    await event.hub.room_broadcast("fanout", event.data)
 
 
 @app.websocket("/echo")
 async def echo(event: Event) -> None:
-    await event.send(event.data)  # type: ignore[arg-type]
+    await event.send(event.data)
 
 
 room_route = app.websocket("/room/{room}")
@@ -101,7 +101,7 @@ async def join_room(event: Event) -> None:
 
 @room_route.on_message
 async def to_room(event: Event) -> None:
-    await event.hub.room_broadcast(event.params["room"], event.data)  # type: ignore[arg-type]
+    await event.hub.room_broadcast(event.params["room"], event.data)
 
 
 chat = app.channel("/chat", auth=JWTAuth(secret=os.environ.get("CLUSTER_JWT_SECRET", "cluster-secret")))
@@ -171,6 +171,12 @@ async def user(request: Request) -> dict[str, Any]:
     """A user's devices and whether they are online, cluster-wide."""
     user_id = request.path_params["user_id"]
     return {"clients": sorted(await app.hub.user_clients(user_id)), "online": await app.hub.is_online(user_id)}
+
+
+@app.get("/local/{client_id}")
+def local(request: Request) -> dict[str, Any]:
+    """Whether this node still holds the client (its own registry; works while Redis is down)."""
+    return {"here": app.hub.get(request.path_params["client_id"]) is not None}
 
 
 @app.post("/flood/{client_id}")
