@@ -70,13 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     cpus.pin_self()
     pinning = cpus.describe()
     started = time.monotonic()
-    print(f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
-          f"{settings.rounds} round(s); {pinning}", flush=True)
+    print(
+        f"bench: peers {','.join(args.peers)}; scenarios {','.join(args.scenarios)}; "
+        f"{settings.rounds} round(s); {pinning}",
+        flush=True,
+    )
     try:
         busy = machine_busy_pct()
         if busy > BUSY_WARNING_PCT:
-            print(f"bench: warning: other processes already use {busy:.0f}% of a core; "
-                  "results will be noisy (see the 'other CPU %' columns)", flush=True)
+            print(
+                f"bench: warning: other processes already use {busy:.0f}% of a core; "
+                "results will be noisy (see the 'other CPU %' columns)",
+                flush=True,
+            )
         results = runner.run(peers, scenarios, settings, ROOT, cpus)
     except KeyboardInterrupt:
         print("\nbench: interrupted; every peer stopped", file=sys.stderr)

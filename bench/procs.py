@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,14 +49,21 @@ class CpuPlan:
 
     server: frozenset[int] | None
     loadgen: frozenset[int] | None
+    allowed: frozenset[int] | None = None
+    """Every CPU the harness may use (for unpinned measurements); None: not known."""
 
     @classmethod
     def split(cls) -> CpuPlan:
         """First allowed CPU for peers, second for the load generator (needs two)."""
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
-            return cls(None, None)
-        return cls(frozenset({cpus[0]}), frozenset({cpus[1]}))
+            return cls(None, None, frozenset(cpus))
+        return cls(frozenset({cpus[0]}), frozenset({cpus[1]}), frozenset(cpus))
+
+    def unpin_self(self) -> None:
+        """Let this process run on every allowed CPU (until the next ``pin_self``)."""
+        if self.allowed is not None:
+            os.sched_setaffinity(0, self.allowed)
 
     def pin_self(self) -> None:
         """Move this process to the load-generator CPUs."""
@@ -124,29 +131,43 @@ def self_cpu_seconds() -> float:
 
 @dataclass(frozen=True)
 class CpuSnapshot:
-    """CPU seconds used so far by the server, by this process, and by the machine."""
+    """CPU seconds used so far by the server, by this process, and by the machine.
+
+    The server may be several processes (cluster nodes, a supervisor and its
+    workers): ``server`` is their sum, ``each`` their own counters in order.
+    ``helper`` is CPU of processes that serve the server (redis-server): kept
+    out of both ``server`` and the everything-else figure.
+    """
 
     server: float
     loadgen: float
     machine: float
     wall: float
+    each: tuple[float, ...] = ()
+    helper: float | None = None
 
     @classmethod
-    def take(cls, server_pid: int) -> CpuSnapshot:
-        """Read all three counters now."""
-        return cls(cpu_seconds(server_pid), self_cpu_seconds(), cpus_busy_seconds(), time.perf_counter())
+    def take(cls, *server_pids: int, helpers: Sequence[int] = ()) -> CpuSnapshot:
+        """Read every counter now."""
+        each = tuple(cpu_seconds(pid) for pid in server_pids)
+        helper = sum(cpu_seconds(pid) for pid in helpers) if helpers else None
+        return cls(sum(each), self_cpu_seconds(), cpus_busy_seconds(), time.perf_counter(), each, helper)
 
     def usage_since(self, start: CpuSnapshot) -> dict[str, float]:
-        """Server, load-generator and everything-else CPU, in % of one core."""
+        """Server, load-generator, helper (if any) and everything-else CPU, in % of one core."""
         wall = self.wall - start.wall
         server = self.server - start.server
         loadgen = self.loadgen - start.loadgen
-        other = max(0.0, self.machine - start.machine - server - loadgen)
-        return {
+        helper = self.helper - start.helper if self.helper is not None and start.helper is not None else None
+        other = max(0.0, self.machine - start.machine - server - loadgen - (helper or 0.0))
+        usage = {
             "server_cpu_pct": 100 * server / wall,
             "loadgen_cpu_pct": 100 * loadgen / wall,
             "other_cpu_pct": 100 * other / wall,
         }
+        if helper is not None:
+            usage["helper_cpu_pct"] = 100 * helper / wall
+        return usage
 
 
 def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
@@ -215,8 +236,10 @@ class ProcessSet:
         for pid in list(self._procs):
             self.stop_pid(pid)
 
-    def start(self, name: str, argv: list[str], port: int, timeout: float = 20.0) -> Server:
-        """Start ``argv``, pin it, wait for its port; raise StartError on failure."""
+    def start(
+        self, name: str, argv: list[str], port: int, timeout: float = 20.0, cpus: frozenset[int] | None = None
+    ) -> Server:
+        """Start ``argv``, pin it (to ``cpus``, default the set's), wait for its port; StartError on failure."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log: IO[bytes]
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -224,9 +247,7 @@ class ProcessSet:
             log.flush()
             env = dict(os.environ)
             src = str(self.cwd / "src")
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(self.cwd), src, env.get("PYTHONPATH", "")) if p
-            )
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.cwd), src, env.get("PYTHONPATH", "")) if p)
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -236,7 +257,7 @@ class ProcessSet:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_child_setup(self.cpus),
+                    preexec_fn=_child_setup(cpus if cpus is not None else self.cpus),
                 )
             except OSError as e:
                 raise StartError(str(e)) from e
@@ -252,14 +273,15 @@ class ProcessSet:
         """Stop one server."""
         self.stop_pid(server.pid)
 
-    def stop_pid(self, pid: int, grace: float = 3.0) -> None:
-        """SIGTERM ``pid`` (one we started), SIGKILL after ``grace`` s; reap it.
+    def terminate(self, pid: int, grace: float = 3.0) -> int | None:
+        """SIGTERM ``pid`` (one we started), SIGKILL after ``grace`` s; reap it; its exit status.
 
-        Anything left in the session created for it is then killed too.
+        Negative status: killed by that signal. None: not one of ours (or already stopped).
+        The process stays in the set: ``stop_pid`` then cleans up its session.
         """
-        proc = self._procs.pop(pid, None)
+        proc = self._procs.get(pid)
         if proc is None:
-            return
+            return None
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -269,8 +291,19 @@ class ProcessSet:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 proc.wait()
+        return proc.returncode
+
+    def stop_pid(self, pid: int, grace: float = 3.0) -> int | None:
+        """``terminate`` ``pid``, then kill anything left in the session created for it.
+
+        Returns the exit status as ``terminate`` does.
+        """
+        status = self.terminate(pid, grace)
+        if self._procs.pop(pid, None) is None:
+            return None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # the session start_new_session made for it
+        return status
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         """Last lines of a peer's log, for error messages."""

@@ -35,6 +35,30 @@ How it measures (code in `bench/`):
 - With two or more CPUs the peer is pinned to one and the load generator to
   another. `other CPU %` is what the rest of the machine used meanwhile; large
   values mean the numbers are noisy.
+- Two scale-out scenarios measure hubbub against itself instead of against
+  other peers; their tables have one row per `setup`, and `vs` compares each
+  setup with the table's first one in the same round. The harness starts every
+  process itself on 127.0.0.1 (a private `redis-server` on a free port with
+  `--save "" --appendonly no`, then hubbub with
+  `--broker redis://127.0.0.1:P/0?namespace=bench`), fresh for every cell, and
+  stops them by PID: SIGTERM, SIGKILL after 10 s. A cell whose processes do
+  not stop cleanly fails, and so does one where a worker outlives its
+  `--workers` supervisor. Both run only when the `hubbub` peer is selected.
+  - `cross_node_fanout`: the Fan-out method with the 1,000 connections split
+    500/500 over two nodes and the publisher on the first, against one plain
+    node (the `fanout` command) and one node on Redis. Pinned like the peers:
+    both nodes and redis-server on CPU 0, the load generator on CPU 1, so the
+    cluster gets the same single core as one node. Target: two nodes deliver
+    at least half the messages/s of one node, losing none.
+  - `workers_echo`: the Echo method against `--workers 2` and `--workers 1`,
+    both on a private Redis. Not pinned: on a 2-CPU machine the workers,
+    redis-server and the load generator share both CPUs, so read
+    `loadgen CPU %` as CPU the workers did not get. The connections each
+    worker holds are counted through `/proc` (SO_REUSEPORT spreads them by
+    hash); a worker with none fails the cell. Target: 2 workers at least
+    1.6x one worker.
+- The machine behind these numbers is shared with other work: check
+  `other CPU %` before trusting a difference.
 
 """
 
@@ -73,9 +97,9 @@ def _error_of(run: Run, scenario: Scenario, peer: str) -> str | None:
 
 
 def table(run: Run, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
-    """Header and rows for one scenario (peers taking part, in run order)."""
-    ref = run.reference
-    header = ["peer"]
+    """Header and rows for one scenario (peers taking part in run order, or its setups)."""
+    ref = scenario.reference(run.reference)
+    header = [scenario.row_label]
     for m in scenario.metrics:
         if m.compare:
             header += [f"{m.label} (median)", "min-max", f"vs {ref}"]
@@ -83,7 +107,7 @@ def table(run: Run, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
             header.append(f"{m.label} (sum)" if m.total else m.label)
     summary = summarize(run.results, scenario, ref)
     rows: list[list[str]] = []
-    for peer in run.peers:
+    for peer in scenario.rows(run.peers):
         if peer not in run.results.cells.get(scenario.name, {}) and peer not in run.results.failed_peers:
             continue
         stats = summary.get(peer)
@@ -133,17 +157,19 @@ def markdown_block(run: Run) -> str:
         BEGIN,
         "",
         f"- Command: `{run.command}`",
-        f"- Machine: nproc {m['nproc']}, {m['cpu_model']}, "
-        f"{m['implementation']} {m['python']}, Linux {m['kernel']}",
+        f"- Machine: nproc {m['nproc']}, {m['cpu_model']}, {m['implementation']} {m['python']}, Linux {m['kernel']}",
         f"- Date: {run.date}",
         f"- Pinning: {run.pinning}; other processes used {run.busy_before_pct:.0f}% of a core "
         "just before the run (`other CPU %` below is the same during each measurement: noise)",
         f"- Rounds: {run.settings.rounds}, interleaved across peers; the median is reported with "
         f"the min-max over rounds; `vs {run.reference}` is the median over rounds of "
-        f"peer / {run.reference} within the same round (for µs and KiB, lower is better).",
+        f"peer / {run.reference} within the same round (for µs and KiB, lower is better); "
+        "scale-out tables compare each setup with their first setup the same way.",
     ]
-    lines += [f"- {peer} failed to start ({why}) and was skipped from then on" for peer, why in
-              run.results.failed_peers.items()]
+    lines += [
+        f"- {peer} failed to start ({why}) and was skipped from then on"
+        for peer, why in run.results.failed_peers.items()
+    ]
     for sc in run.scenarios:
         header, rows = table(run, sc)
         lines += ["", f"### {sc.title}", "", _description(run, sc), ""]
@@ -178,7 +204,8 @@ def to_json(run: Run) -> dict[str, Any]:
     """Everything about the run, rounds and summaries, as plain data."""
     scenarios: dict[str, Any] = {}
     for sc in run.scenarios:
-        summary = summarize(run.results, sc, run.reference)
+        ref = sc.reference(run.reference)
+        summary = summarize(run.results, sc, ref)
         peers: dict[str, Any] = {}
         for peer, cells in run.results.cells.get(sc.name, {}).items():
             peers[peer] = {
@@ -193,14 +220,19 @@ def to_json(run: Run) -> dict[str, Any]:
                         "median" if not m.total else "sum": _clean(s.median),
                         "min": _clean(s.low),
                         "max": _clean(s.high),
-                        f"ratio_vs_{run.reference}": s.ratio,
+                        f"ratio_vs_{ref}": s.ratio,
                         "rounds": s.rounds,
                     }
                     for m in sc.metrics
                     if (s := summary.get(peer, {}).get(key := m.key)) is not None
                 },
             }
-        scenarios[sc.name] = {"title": sc.title, "description": _description(run, sc), "peers": peers}
+        scenarios[sc.name] = {
+            "title": sc.title,
+            "description": _description(run, sc),
+            "reference": ref,
+            sc.row_label + "s": peers,
+        }
     return {
         "command": run.command,
         "date": run.date,

@@ -1,7 +1,10 @@
-"""The three measurements, each run against one started peer.
+"""The measurements: what each scenario runs and the metrics it reports.
 
 A scenario returns a flat ``{metric key: value}`` dict; :data:`SCENARIOS`
 declares each scenario's metrics so the report can label and compare them.
+Peer scenarios run once per peer against one started peer process; setup
+scenarios (scale-out) run once per hubbub deployment of their own
+(:mod:`bench.deploy`), the first setup being the one the others are compared with.
 """
 
 from __future__ import annotations
@@ -11,17 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bench import loadgen, wsframe
+from bench import deploy, loadgen, measure, scaleout, wsframe
+from bench.deploy import Deployment, Setup
+from bench.measure import text_payload
 from bench.peers import Peer
-from bench.procs import CpuSnapshot, Server, rss_kib
+from bench.procs import Server, rss_kib
 from bench.settings import Settings
-
-_TEXT = b"hubbub-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def text_payload(size: int, tag: str = "") -> bytes:
-    """An ASCII payload of exactly ``size`` bytes, starting with ``tag``."""
-    return (tag.encode() + _TEXT * (size // len(_TEXT) + 1))[:size]
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class Metric:
     higher_is_better: bool
     fmt: str = ",.0f"
     compare: bool = True
-    """Report a ratio against the reference peer."""
+    """Report a ratio against the reference peer (or setup)."""
     total: bool = False
     """Aggregate as a sum over rounds (counts such as losses) instead of a median."""
 
@@ -46,12 +44,47 @@ class Scenario:
     title: str
     description: str
     metrics: tuple[Metric, ...]
-    run: Callable[[Server, Peer, Settings], Awaitable[dict[str, float]]]
 
     @property
     def primary(self) -> Metric:
         """The headline metric."""
         return self.metrics[0]
+
+    row_label = "peer"
+    """What a row of this scenario's table is."""
+
+    def rows(self, peers: list[str]) -> list[str]:
+        """Row names of this scenario's table, in order."""
+        return peers
+
+    def reference(self, default: str) -> str:
+        """The row every other row is compared with."""
+        return default
+
+
+@dataclass(frozen=True)
+class PeerScenario(Scenario):
+    """Run once per peer against one started peer process."""
+
+    run: Callable[[Server, Peer, Settings], Awaitable[dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class SetupScenario(Scenario):
+    """Run once per setup against a deployment the setup starts (hubbub only)."""
+
+    setups: tuple[Setup, ...]
+    run: Callable[[Deployment, Settings], Awaitable[dict[str, float]]]
+
+    row_label = "setup"
+
+    def rows(self, peers: list[str]) -> list[str]:
+        """The setups' names."""
+        return [setup.name for setup in self.setups]
+
+    def reference(self, default: str) -> str:
+        """The first setup."""
+        return self.setups[0].name
 
 
 # --------------------------------------------------------------------- echo
@@ -59,126 +92,15 @@ class Scenario:
 
 async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Pipelined echo: round trips/s over a fixed window after a warm-up."""
-    tally = loadgen.Tally()
-    payload = text_payload(s.echo_size)
-    frame = wsframe.client_frame(payload)
-    clients: list[loadgen.EchoClient] | list[loadgen.RawEchoClient]
-    if peer.raw_tcp:
-        clients = await loadgen.open_many(
-            lambda: loadgen.RawEchoClient(frame, s.echo_depth, tally),
-            server.port, s.echo_connections, s.connect_concurrency,
-        )  # fmt: skip
-    else:
-        clients = await loadgen.open_many(
-            lambda: loadgen.EchoClient(server.port, "/echo", frame, s.echo_depth, tally),
-            server.port, s.echo_connections, s.connect_concurrency,
-        )  # fmt: skip
-    try:
-        for c in clients:
-            c.start()
-        await asyncio.sleep(s.echo_warmup)
-        n0, cpu0 = tally.count, CpuSnapshot.take(server.pid)
-        await asyncio.sleep(s.echo_window)
-        n1, cpu1 = tally.count, CpuSnapshot.take(server.pid)
-    finally:
-        for c in clients:
-            c.running = False
-        loadgen.close_all(clients)
-    if not peer.raw_tcp:
-        got = sum(c.counter.payload_bytes for c in clients if isinstance(c, loadgen.EchoClient) and c.counter)
-        if got != tally.count * len(payload):
-            raise RuntimeError(f"echo returned {got} payload bytes for {tally.count} messages")
-    return {"round_trips_per_s": (n1 - n0) / (cpu1.wall - cpu0.wall), **cpu1.usage_since(cpu0)}
+    return (await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp)).metrics
 
 
 # ------------------------------------------------------------------- fan-out
 
 
-async def _sync_fanout(pub: loadgen.FanoutClient, clients: list[loadgen.FanoutClient]) -> None:
-    """Publish probes until every client has one (all registered), then zero counts."""
-    probe = wsframe.client_frame(b"probe")
-    deadline = time.monotonic() + 15
-    while any(c.received == 0 for c in clients):
-        if time.monotonic() > deadline:
-            missing = sum(c.received == 0 for c in clients)
-            raise RuntimeError(f"{missing} /fanout clients never received a probe")
-        pub.transport.write(probe)
-        await asyncio.sleep(0.2)
-    await _quiet(clients, 0.3)
-    for c in clients:
-        c.received = 0
-
-
-async def _quiet(clients: list[loadgen.FanoutClient], period: float) -> None:
-    """Wait until no client receives anything for ``period`` seconds."""
-    last = -1
-    while (total := sum(c.received for c in clients)) != last:
-        last = total
-        await asyncio.sleep(period)
-
-
-async def _await_burst(
-    barrier: loadgen.Barrier, clients: list[loadgen.FanoutClient], stall: float
-) -> bool:
-    """Wait for the barrier; False if deliveries stop for ``stall`` seconds first."""
-    last = -1
-    while True:
-        try:
-            await asyncio.wait_for(asyncio.shield(barrier.done), stall)
-            return True
-        except TimeoutError:
-            total = sum(c.received for c in clients)
-            if total == last:
-                return False
-            last = total
-
-
 async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Bursts from one publisher to every /fanout client: rate, CPU cost, losses."""
-    barrier = loadgen.Barrier()
-    clients = await loadgen.open_many(
-        lambda: loadgen.FanoutClient(server.port, "/fanout", barrier),
-        server.port, s.fanout_clients, s.connect_concurrency,
-    )  # fmt: skip
-    pub = clients[0]
-    burst = b"".join(
-        wsframe.client_frame(text_payload(s.fanout_size, f"{i:06d}:")) for i in range(s.fanout_burst)
-    )
-    try:
-        await _sync_fanout(pub, clients)
-        expected = 0
-        timed = 0.0
-        completed = 0
-        cpu0 = cpu1 = CpuSnapshot.take(server.pid)
-        loop = asyncio.get_running_loop()
-        for k in range(s.fanout_warmup_bursts + s.fanout_bursts):
-            if k == s.fanout_warmup_bursts:
-                cpu0 = CpuSnapshot.take(server.pid)
-            expected += s.fanout_burst
-            barrier.reset(expected, clients)
-            t0 = loop.time()
-            pub.transport.write(burst)
-            if not await _await_burst(barrier, clients, s.fanout_stall):
-                break
-            if k >= s.fanout_warmup_bursts:
-                timed += barrier.done_at - t0
-                completed += 1
-        cpu1 = CpuSnapshot.take(server.pid)
-        if completed < s.fanout_bursts:
-            await _quiet(clients, 0.5)
-        lost = sum(max(0, expected - c.received) for c in clients)
-        extra = sum(max(0, c.received - expected) for c in clients)
-    finally:
-        loadgen.close_all(clients)
-    deliveries = completed * s.fanout_burst * len(clients)
-    nan = float("nan")
-    return {
-        "deliveries_per_s": deliveries / timed if timed else nan,
-        "cpu_us_per_delivery": 1e6 * (cpu1.server - cpu0.server) / deliveries if deliveries else nan,
-        "lost": float(lost),
-        "duplicated": float(extra),
-        **(cpu1.usage_since(cpu0) if cpu1.wall > cpu0.wall else {}),
-    }
+    return (await measure.fanout([server.port], [server.pid], s)).metrics
 
 
 # --------------------------------------------------------------- idle memory
@@ -188,9 +110,7 @@ async def _warm_echo(server: Server, s: Settings, n: int = 16) -> None:
     """Exercise /echo once on a few connections so lazy imports are paid up front."""
     tally = loadgen.Tally()
     frame = wsframe.client_frame(text_payload(s.echo_size))
-    clients = await loadgen.open_many(
-        lambda: loadgen.EchoClient(server.port, "/echo", frame, 1, tally), server.port, n
-    )
+    clients = await loadgen.open_many(lambda: loadgen.EchoClient(server.port, "/echo", frame, 1, tally), server.port, n)
     try:
         for c in clients:
             c.running = False
@@ -249,7 +169,7 @@ _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
 SCENARIOS: dict[str, Scenario] = {
     sc.name: sc
     for sc in (
-        Scenario(
+        PeerScenario(
             "echo",
             "Echo throughput",
             "{echo_connections} connections x {echo_depth} pipelined {echo_size}-byte text "
@@ -263,7 +183,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             echo,
         ),
-        Scenario(
+        PeerScenario(
             "fanout",
             "Fan-out",
             "{fanout_clients} connections on /fanout, one of which publishes; "
@@ -280,7 +200,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             fanout,
         ),
-        Scenario(
+        PeerScenario(
             "idle",
             "Idle memory",
             "{idle_connections} idle upgraded /echo connections; server VmRSS growth per "
@@ -291,6 +211,54 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("handshakes_per_s", "handshakes/s", True),
             ),
             idle,
+        ),
+        SetupScenario(
+            "cross_node_fanout",
+            "Fan-out across nodes (Redis)",
+            "The Fan-out method with the {fanout_clients} /fanout connections spread evenly over the nodes "
+            "and the publisher on the first node: {fanout_bursts} timed bursts of {fanout_burst} "
+            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst. `1 node` is plain "
+            "hubbub (in-memory broker, the Fan-out command); `+ Redis` setups run "
+            "`hubbub run examples/echo.py:app --broker redis://127.0.0.1:P/0?namespace=bench` against a "
+            'private redis-server started for the cell (`--save "" --appendonly no`). Pinned as Fan-out: '
+            "every node and redis-server share the server CPU, the load generator has its own. Server CPU "
+            "= utime+stime summed over the node processes per delivery; redis-server's CPU is its own "
+            "column (left out of server and other); lost = messages some client never got (must be 0). "
+            "Target: 2 nodes at least 0.5x the deliveries/s of 1 node.",
+            (
+                Metric("deliveries_per_s", "deliveries/s", True),
+                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
+                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+                _SERVER_CPU,
+                Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False),
+                _GEN_CPU,
+                _OTHER_CPU,
+            ),
+            (deploy.SINGLE, deploy.nodes(1), deploy.nodes(2)),
+            scaleout.cross_node_fanout,
+        ),
+        SetupScenario(
+            "workers_echo",
+            "Echo on --workers (Redis)",
+            "The Echo method ({echo_connections} connections x {echo_depth} pipelined {echo_size}-byte "
+            "messages, round trips/s over {echo_window:g} s after {echo_warmup:g} s warm-up) against "
+            "`hubbub run examples/echo.py:app --broker redis://... --workers N`, a supervisor whose "
+            "workers share one port (SO_REUSEPORT), each setup on a private redis-server. Not pinned: "
+            "the workers, redis-server and the load generator all share every CPU, so on 2 CPUs the "
+            "load generator takes its `loadgen CPU %` from the workers. Server CPU = supervisor + "
+            "workers. `fewest conns` is the smallest number of connections one worker held (counted "
+            "through /proc) and `least busy worker CPU %` that worker's CPU: both show the load "
+            "spread; a worker with no connection fails the cell. Target: 2 workers at least 1.6x 1 worker.",
+            (
+                Metric("round_trips_per_s", "round trips/s", True),
+                _SERVER_CPU,
+                Metric("worker_conns_min", "fewest conns", True, ".0f", compare=False),
+                Metric("worker_cpu_min_pct", "least busy worker CPU %", True, ".0f", compare=False),
+                _GEN_CPU,
+                _OTHER_CPU,
+            ),
+            (deploy.workers(1), deploy.workers(2)),
+            scaleout.workers_echo,
         ),
     )
 }

@@ -47,9 +47,7 @@ def _finite(x: float | None) -> bool:
     return x is not None and not math.isnan(x)
 
 
-def summarize(
-    results: Results, scenario: Scenario, reference: str
-) -> dict[str, dict[str, Summary]]:
+def summarize(results: Results, scenario: Scenario, reference: str) -> dict[str, dict[str, Summary]]:
     """Per peer, per metric key: the summary over that peer's successful rounds."""
     by_peer = results.cells.get(scenario.name, {})
     ref_rounds = {c.round: c.metrics for c in by_peer.get(reference, []) if c.metrics}

@@ -172,7 +172,12 @@ class RedisBroker(Broker):
     async def start(self, listener: ClusterListener) -> None:
         self._listener = listener
         try:
-            self._redis = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
+            # A blocking pool: a burst of joins/leaves waits for a free connection instead of
+            # failing with "Too many connections" (which would look like an outage).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=64, timeout=10.0, socket_connect_timeout=2.0, socket_timeout=5.0
+            )
+            self._redis = aioredis.Redis(connection_pool=pool)
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {self.url!r}: {exc}") from None
         try:

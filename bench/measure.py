@@ -1,0 +1,188 @@
+"""The two load methods shared by scenarios: pipelined echo and fan-out bursts.
+
+Both take the ports clients connect to and the PIDs whose CPU counts as server
+CPU, so the same method measures one peer process, cluster nodes, or a
+supervisor and its workers. Each returns its metrics with the CPU snapshots
+that bound the measured window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bench import loadgen, wsframe
+from bench.procs import CpuSnapshot
+from bench.settings import Settings
+
+_TEXT = b"hubbub-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def text_payload(size: int, tag: str = "") -> bytes:
+    """An ASCII payload of exactly ``size`` bytes, starting with ``tag``."""
+    return (tag.encode() + _TEXT * (size // len(_TEXT) + 1))[:size]
+
+
+@dataclass
+class Measured:
+    """A method's metrics and the CPU snapshots at the start and end of its timed window."""
+
+    metrics: dict[str, float]
+    start: CpuSnapshot
+    end: CpuSnapshot
+
+
+def spread(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` counts differing by at most one, largest first."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+# --------------------------------------------------------------------- echo
+
+
+async def echo(
+    port: int,
+    server_pids: Sequence[int],
+    s: Settings,
+    *,
+    raw_tcp: bool = False,
+    helpers: Sequence[int] = (),
+    while_open: Callable[[], None] | None = None,
+) -> Measured:
+    """Pipelined echo on ``port``: round trips/s over a fixed window after a warm-up.
+
+    ``while_open`` is called once after the window, every connection still open.
+    """
+    tally = loadgen.Tally()
+    payload = text_payload(s.echo_size)
+    frame = wsframe.client_frame(payload)
+    clients: list[loadgen.EchoClient] | list[loadgen.RawEchoClient]
+    if raw_tcp:
+        clients = await loadgen.open_many(
+            lambda: loadgen.RawEchoClient(frame, s.echo_depth, tally), port, s.echo_connections, s.connect_concurrency
+        )
+    else:
+        clients = await loadgen.open_many(
+            lambda: loadgen.EchoClient(port, "/echo", frame, s.echo_depth, tally),
+            port, s.echo_connections, s.connect_concurrency,
+        )  # fmt: skip
+    try:
+        for c in clients:
+            c.start()
+        await asyncio.sleep(s.echo_warmup)
+        n0, cpu0 = tally.count, CpuSnapshot.take(*server_pids, helpers=helpers)
+        await asyncio.sleep(s.echo_window)
+        n1, cpu1 = tally.count, CpuSnapshot.take(*server_pids, helpers=helpers)
+        if while_open is not None:
+            while_open()
+    finally:
+        for c in clients:
+            c.running = False
+        loadgen.close_all(clients)
+    if not raw_tcp:
+        got = sum(c.counter.payload_bytes for c in clients if isinstance(c, loadgen.EchoClient) and c.counter)
+        if got != tally.count * len(payload):
+            raise RuntimeError(f"echo returned {got} payload bytes for {tally.count} messages")
+    metrics = {"round_trips_per_s": (n1 - n0) / (cpu1.wall - cpu0.wall), **cpu1.usage_since(cpu0)}
+    return Measured(metrics, cpu0, cpu1)
+
+
+# ------------------------------------------------------------------- fan-out
+
+
+async def _sync_fanout(pub: loadgen.FanoutClient, clients: list[loadgen.FanoutClient]) -> None:
+    """Publish probes until every client has one (all registered), then zero counts."""
+    probe = wsframe.client_frame(b"probe")
+    deadline = time.monotonic() + 15
+    while any(c.received == 0 for c in clients):
+        if time.monotonic() > deadline:
+            missing = sum(c.received == 0 for c in clients)
+            raise RuntimeError(f"{missing} /fanout clients never received a probe")
+        pub.transport.write(probe)
+        await asyncio.sleep(0.2)
+    await _quiet(clients, 0.3)
+    for c in clients:
+        c.received = 0
+
+
+async def _quiet(clients: list[loadgen.FanoutClient], period: float) -> None:
+    """Wait until no client receives anything for ``period`` seconds."""
+    last = -1
+    while (total := sum(c.received for c in clients)) != last:
+        last = total
+        await asyncio.sleep(period)
+
+
+async def _await_burst(barrier: loadgen.Barrier, clients: list[loadgen.FanoutClient], stall: float) -> bool:
+    """Wait for the barrier; False if deliveries stop for ``stall`` seconds first."""
+    last = -1
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.shield(barrier.done), stall)
+            return True
+        except TimeoutError:
+            total = sum(c.received for c in clients)
+            if total == last:
+                return False
+            last = total
+
+
+async def fanout(
+    ports: Sequence[int], server_pids: Sequence[int], s: Settings, *, helpers: Sequence[int] = ()
+) -> Measured:
+    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses.
+
+    The ``fanout_clients`` connections are spread evenly over ``ports`` (one per
+    node); the publisher is the first connection on the first port.
+    """
+    barrier = loadgen.Barrier()
+    clients: list[loadgen.FanoutClient] = []
+    try:
+        for port, count in zip(ports, spread(s.fanout_clients, len(ports)), strict=True):
+            clients += await loadgen.open_many(
+                functools.partial(loadgen.FanoutClient, port, "/fanout", barrier), port, count, s.connect_concurrency
+            )
+    except BaseException:
+        loadgen.close_all(clients)
+        raise
+    pub = clients[0]
+    burst = b"".join(wsframe.client_frame(text_payload(s.fanout_size, f"{i:06d}:")) for i in range(s.fanout_burst))
+    try:
+        await _sync_fanout(pub, clients)
+        expected = 0
+        timed = 0.0
+        completed = 0
+        cpu0 = cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
+        loop = asyncio.get_running_loop()
+        for k in range(s.fanout_warmup_bursts + s.fanout_bursts):
+            if k == s.fanout_warmup_bursts:
+                cpu0 = CpuSnapshot.take(*server_pids, helpers=helpers)
+            expected += s.fanout_burst
+            barrier.reset(expected, clients)
+            t0 = loop.time()
+            pub.transport.write(burst)
+            if not await _await_burst(barrier, clients, s.fanout_stall):
+                break
+            if k >= s.fanout_warmup_bursts:
+                timed += barrier.done_at - t0
+                completed += 1
+        cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
+        if completed < s.fanout_bursts:
+            await _quiet(clients, 0.5)
+        lost = sum(max(0, expected - c.received) for c in clients)
+        extra = sum(max(0, c.received - expected) for c in clients)
+    finally:
+        loadgen.close_all(clients)
+    deliveries = completed * s.fanout_burst * len(clients)
+    nan = float("nan")
+    metrics = {
+        "deliveries_per_s": deliveries / timed if timed else nan,
+        "cpu_us_per_delivery": 1e6 * (cpu1.server - cpu0.server) / deliveries if deliveries else nan,
+        "lost": float(lost),
+        "duplicated": float(extra),
+        **(cpu1.usage_since(cpu0) if cpu1.wall > cpu0.wall else {}),
+    }
+    return Measured(metrics, cpu0, cpu1)
