@@ -52,15 +52,9 @@ class Emitter:
             raise BrokerUnavailable(f"cannot publish through Redis: {exc}") from None
         return receivers
 
-    @staticmethod
-    def _publication(kind: Any, target: Any, data: Sendable, exclude: str | None = None) -> Publication:
-        if isinstance(data, Envelope):
-            return Publication(kind=kind, target=target, envelope=data.to_dict(), exclude=exclude)
-        return Publication(kind=kind, target=target, data=data, exclude=exclude)
-
     async def send(self, client_id: str, data: Sendable) -> None:
         """Send to one client id."""
-        await self._publish(self._publication("client", client_id, data))
+        await self._publish(Publication.carrying("client", client_id, data))
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> None:
         """Close one client with a code and reason."""
@@ -68,19 +62,19 @@ class Emitter:
 
     async def send_to_user(self, user_id: str, data: Sendable) -> None:
         """Send to every device of a user."""
-        await self._publish(self._publication("user", user_id, data))
+        await self._publish(Publication.carrying("user", user_id, data))
 
     async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> None:
         """Send to every device of each user."""
-        await self._publish(self._publication("users", sorted(set(user_ids)), data))
+        await self._publish(Publication.carrying("users", sorted(set(user_ids)), data))
 
     async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> None:
         """Send to every member of a room."""
-        await self._publish(self._publication("room", room, data, exclude))
+        await self._publish(Publication.carrying("room", room, data, exclude))
 
     async def broadcast(self, data: Sendable, *, exclude: str | None = None) -> None:
         """Send to every connected client."""
-        await self._publish(self._publication("all", None, data, exclude))
+        await self._publish(Publication.carrying("all", None, data, exclude))
 
     async def aclose(self) -> None:
         """Release the Redis connection."""

@@ -273,12 +273,6 @@ class Hub:
         if self.broker.is_cluster:
             await self.broker.publish(publication)
 
-    @staticmethod
-    def _publication(kind: Any, target: Any, data: Sendable, exclude: str | None = None) -> Publication:
-        if isinstance(data, Envelope):
-            return Publication(kind=kind, target=target, envelope=data.to_dict(), exclude=exclude)
-        return Publication(kind=kind, target=target, data=data, exclude=exclude)
-
     # ---- clients ----------------------------------------------------------------------
 
     async def send(self, client_id: str, data: Sendable) -> bool:
@@ -288,7 +282,7 @@ class Hub:
             return conn.send_nowait(data)
         if not self.broker.is_cluster or await self.broker.locate(client_id) is None:
             return False
-        await self._publish(self._publication("client", client_id, data))
+        await self._publish(Publication.carrying("client", client_id, data))
         return True
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> bool:
@@ -317,14 +311,14 @@ class Hub:
 
     async def broadcast(self, data: Sendable, *, exclude: str | None = None) -> int:
         """Send to every client (but `exclude`); return how many local clients it was queued for."""
-        await self._publish(self._publication("all", None, data, exclude))
+        await self._publish(Publication.carrying("all", None, data, exclude))
         return self._deliver(data, list(self._connections.values()), exclude)
 
     # ---- users ----------------------------------------------------------------------
 
     async def send_to_user(self, user_id: str, data: Sendable) -> int:
         """Send to every device (connection) of a user in the cluster; return how many it has."""
-        await self._publish(self._publication("user", user_id, data))
+        await self._publish(Publication.carrying("user", user_id, data))
         devices = self._users.get(user_id)
         local = self._deliver(data, list(devices.values()), None) if devices else 0
         return len(await self.broker.user_clients(user_id)) if self.broker.is_cluster else local
@@ -332,7 +326,7 @@ class Hub:
     async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> int:
         """Send to every device of each of these users (encoded once); return how many local devices got it."""
         wanted = sorted(set(user_ids))
-        await self._publish(self._publication("users", wanted, data))
+        await self._publish(Publication.carrying("users", wanted, data))
         conns = [conn for user_id in wanted for conn in self._users.get(user_id, {}).values()]
         return self._deliver(data, conns, None)
 
@@ -395,7 +389,7 @@ class Hub:
     async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> int:
         """Send to every member of a room on every node (but `exclude`); the message crosses
         the broker once and each node builds the frame once. Returns the local deliveries."""
-        await self._publish(self._publication("room", room, data, exclude))
+        await self._publish(Publication.carrying("room", room, data, exclude))
         members = self._rooms.get(room)
         return self._deliver(data, list(members.values()), exclude) if members else 0
 
@@ -430,7 +424,7 @@ class Hub:
             if listeners:
                 self._deliver(envelope, listeners, None)
         if self.broker.is_cluster:
-            publication = self._publication("room", room, envelope, conn.id)
+            publication = Publication.carrying("room", room, envelope, conn.id)
             publication.channel_only = True
             self._spawn(self.broker.publish(publication))
 

@@ -52,6 +52,15 @@ class Publication:
     reason: str = ""
     origin: str = ""
 
+    @classmethod
+    def carrying(
+        cls, kind: TargetKind, target: str | list[str] | None, data: Any, exclude: str | None = None
+    ) -> Publication:
+        """A publication of a raw payload (str or bytes) or of an object with `to_dict()` (an Envelope)."""
+        if isinstance(data, str | bytes):
+            return cls(kind=kind, target=target, data=data, exclude=exclude)
+        return cls(kind=kind, target=target, envelope=data.to_dict(), exclude=exclude)
+
     def to_wire(self) -> dict[str, Any]:
         """A plain map for engines that serialise publications."""
         return {

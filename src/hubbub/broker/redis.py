@@ -266,18 +266,7 @@ class RedisBroker(Broker):
         out the connections and memberships that ended while Redis was unreachable (it may have kept them)."""
         assert self._redis is not None
         for member in list(self._members.values()):
-            online = await self._redis.eval(
-                lua.REGISTER,
-                0,
-                self.ns,
-                _now_ms(),
-                member.client_id,
-                self.node_id,
-                _member_blob(member),
-                member.user_id or "",
-                0,
-                0,
-            )
+            online = await self._redis.eval(lua.REGISTER, 0, *self._register_args(member, None, None))
             if online == 1 and self._listener is not None and member.user_id is not None:
                 self._listener.user_online(member.user_id)
             for room in self._member_rooms.get(member.client_id, ()):
@@ -461,16 +450,7 @@ class RedisBroker(Broker):
             return self._admit_offline(member)
         try:
             result = await self._redis.eval(
-                lua.REGISTER,
-                0,
-                self.ns,
-                _now_ms(),
-                member.client_id,
-                self.node_id,
-                _member_blob(member),
-                member.user_id or "",
-                max_connections or 0,
-                max_per_user or 0,
+                lua.REGISTER, 0, *self._register_args(member, max_connections, max_per_user)
             )
         except (RedisError, OSError):
             return self._admit_offline(member)
@@ -482,6 +462,19 @@ class RedisBroker(Broker):
         if result == 1 and self._listener is not None and member.user_id is not None:
             self._listener.user_online(member.user_id)
         return Registration.OK
+
+    def _register_args(self, member: Member, max_connections: int | None, max_per_user: int | None) -> list[Any]:
+        """The arguments of the REGISTER script (0: no limit)."""
+        return [
+            self.ns,
+            _now_ms(),
+            member.client_id,
+            self.node_id,
+            _member_blob(member),
+            member.user_id or "",
+            max_connections or 0,
+            max_per_user or 0,
+        ]
 
     def _admit_offline(self, member: Member) -> Registration:
         """Redis is unreachable: serve the connection here and write it to Redis on recovery.
