@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 
 class Headers(Mapping[str, str]):
-    """Case-insensitive, read-only request headers, parsed on first use from the raw head."""
+    """Case-insensitive, read-only request headers.
+
+    Held either parsed (a list of pairs) or, for long-lived WebSocket connections,
+    compacted into one block of bytes that is parsed again on the next use.
+    """
 
     __slots__ = ("_index", "_items", "_raw")
 
@@ -38,6 +42,14 @@ class Headers(Mapping[str, str]):
             self._items = items
             self._raw = b""
         return items
+
+    def compact(self) -> None:
+        """Keep only one bytes block (a fraction of the parsed form); the next use parses it again."""
+        items = self._items
+        if items is not None:
+            self._raw = "\r\n".join(["", *(f"{name}: {value}" for name, value in items)]).encode("latin-1")
+            self._items = None
+        self._index = None
 
     def _lookup(self) -> dict[str, str]:
         index = self._index

@@ -264,6 +264,8 @@ class HttpProtocol(asyncio.Protocol):
         self._server.http_connections.discard(self)
         ws = self._server.open_websocket(transport, session, deflate)
         transport.set_protocol(ws)
+        self._parser = None  # type: ignore[assignment]  # no more HTTP here; also ends the parser<->self cycle
+        request.headers.compact()
         session.attach(ws)
         leftover = self._upgrade_data
         self._upgrade_data = None
