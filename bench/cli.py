@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench import machine, report, runner
+from bench import machine, plot, report, runner
 from bench.peers import PEERS, REFERENCE
 from bench.procs import CpuPlan, machine_busy_pct
 from bench.scenarios import SCENARIOS
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if docs is not None and not args.no_docs:
         report.write_markdown(run, docs)
         written.append(str(docs))
+        written += [str(p) for p in plot.write(run, docs.parent)]
     print(f"\nbench: {time.monotonic() - started:.0f} s; wrote {', '.join(written)}")
     measured = any(c.metrics for by_peer in results.cells.values() for cells in by_peer.values() for c in cells)
     return 0 if measured else 1

@@ -6,12 +6,15 @@ library sits in the hot path. :class:`RawEchoClient` sends the same frames
 over plain TCP and counts returned bytes, for the raw-echo ceiling.
 
 Counters are shared :class:`Tally` objects so a scenario can read totals
-without touching every connection.
+without touching every connection. A client given a Socket.IO connect packet
+(:mod:`bench.wire`) also completes the Engine.IO/Socket.IO handshake before
+it counts as upgraded, and answers Engine.IO pings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
@@ -46,13 +49,17 @@ class WsClient(Client):
     """A WebSocket client connection: upgrade, then count data messages.
 
     Pings are answered with pongs and a server close is answered with a close,
-    so default server keep-alives never cut a measurement short.
+    so default server keep-alives never cut a measurement short. With
+    ``sio_connect``, the client is upgraded once the Engine.IO open packet has
+    been answered with that Socket.IO connect packet and the server confirmed
+    it; Engine.IO pings (``2``) are answered with pongs (``3``) and not counted.
     """
 
-    def __init__(self, port: int, path: str) -> None:
+    def __init__(self, port: int, path: str, *, sio_connect: bytes | None = None) -> None:
         super().__init__()
         self._request, self._accept = wsframe.upgrade_request(HOST, port, path)
         self._head = b""
+        self.sio_connect = sio_connect
         self.counter: wsframe.FrameCounter | None = None
         self.closed = False
 
@@ -76,16 +83,40 @@ class WsClient(Client):
             except wsframe.HandshakeError as e:
                 self._fail(e)
                 return
-            counter = self.counter = wsframe.FrameCounter()
-            self.upgraded.set_result(None)
+            if self.sio_connect is None:
+                counter = self.counter = wsframe.FrameCounter()
+                self.upgraded.set_result(None)
+            else:  # keep every message until the Socket.IO connect is confirmed
+                counter = self.counter = wsframe.FrameCounter(keep_below=1 << 62)
             if not data:
                 return
         n = counter.feed(data)
         if counter.controls:
             self._on_controls(counter.controls)
             counter.controls.clear()
+        if counter.kept:
+            n += self._on_socketio(counter)
         if n:
             self.on_messages(n)
+
+    def _on_socketio(self, counter: wsframe.FrameCounter) -> int:
+        """Handle kept Engine.IO/Socket.IO packets; return how many are data messages after all."""
+        extra = 0
+        for packet in counter.kept:
+            if packet == b"2":
+                self.transport.write(_SIO_PONG)
+            elif self.upgraded.done():
+                extra += 1  # sent right behind the connect confirmation
+                counter.payload_bytes += len(packet)
+            elif packet[:1] == b"0" and self.sio_connect is not None:
+                self.transport.write(wsframe.client_frame(self.sio_connect))
+            elif packet[:2] == b"40":
+                counter.keep_below = 2  # from now on only pings are kept
+                self.upgraded.set_result(None)
+            else:
+                self._fail(wsframe.HandshakeError(f"Socket.IO connect refused: {packet[:80]!r}"))
+        counter.kept.clear()
+        return extra
 
     def on_messages(self, n: int) -> None:
         """Called with the number of data messages just completed."""
@@ -118,11 +149,16 @@ class WsClient(Client):
         super().close()
 
 
+_SIO_PONG = wsframe.client_frame(b"3")
+
+
 class EchoClient(WsClient):
     """Keeps ``depth`` messages in flight: each echo returned triggers one more send."""
 
-    def __init__(self, port: int, path: str, frame: bytes, depth: int, tally: Tally) -> None:
-        super().__init__(port, path)
+    def __init__(
+        self, port: int, path: str, frame: bytes, depth: int, tally: Tally, *, sio_connect: bytes | None = None
+    ) -> None:
+        super().__init__(port, path, sio_connect=sio_connect)
         self.frame = frame
         self.depth = depth
         self.tally = tally
@@ -171,11 +207,85 @@ class RawEchoClient(Client):
                 self.transport.write(self.frame * n)
 
 
+class Laps:
+    """Round trips of one-at-a-time messages, in nanoseconds."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+        self.remaining = 0
+        self.sent_at = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def arm(self, count: int) -> asyncio.Future[None]:
+        """Start a new series of ``count`` round trips; the future completes after the last."""
+        self.samples = []
+        self.remaining = count
+        self.done = asyncio.get_running_loop().create_future()
+        return self.done
+
+    def lap(self) -> bool:
+        """Record a reply; True if another message should be sent."""
+        self.samples.append(time.perf_counter_ns() - self.sent_at)
+        self.remaining -= 1
+        if self.remaining > 0:
+            return True
+        if not self.done.done():
+            self.done.set_result(None)
+        return False
+
+
+class LatencyClient(WsClient):
+    """One message in flight: each reply is timed and triggers the next send."""
+
+    def __init__(self, port: int, path: str, frame: bytes, *, sio_connect: bytes | None = None) -> None:
+        super().__init__(port, path, sio_connect=sio_connect)
+        self.frame = frame
+        self.laps = Laps()
+
+    def send(self) -> None:
+        """Send one message and note the time."""
+        self.laps.sent_at = time.perf_counter_ns()
+        self.transport.write(self.frame)
+
+    def on_messages(self, n: int) -> None:
+        """Time the reply (one at a time, so ``n`` is 1) and send the next."""
+        if self.laps.lap():
+            self.send()
+
+
+class RawLatencyClient(Client):
+    """Plain TCP: one frame in flight, timed until all its bytes are back."""
+
+    def __init__(self, frame: bytes) -> None:
+        super().__init__()
+        self.frame = frame
+        self.pending = 0
+        self.laps = Laps()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Ready as soon as TCP is connected."""
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.upgraded.set_result(None)
+
+    def send(self) -> None:
+        """Send one frame and note the time."""
+        self.laps.sent_at = time.perf_counter_ns()
+        self.transport.write(self.frame)
+
+    def data_received(self, data: bytes) -> None:
+        """Time the reply once the whole frame is back, and send the next."""
+        self.pending += len(data)
+        if self.pending >= len(self.frame):
+            self.pending -= len(self.frame)
+            if self.laps.lap():
+                self.send()
+
+
 class FanoutClient(WsClient):
     """Counts every message received and reports reaching a shared target."""
 
-    def __init__(self, port: int, path: str, barrier: Barrier) -> None:
-        super().__init__(port, path)
+    def __init__(self, port: int, path: str, barrier: Barrier, *, sio_connect: bytes | None = None) -> None:
+        super().__init__(port, path, sio_connect=sio_connect)
         self.barrier = barrier
         self.received = 0
         self.reached = False

@@ -1,15 +1,17 @@
-"""The two load methods shared by scenarios: pipelined echo and fan-out bursts.
+"""The load methods shared by scenarios: pipelined echo, fan-out bursts, one-at-a-time latency.
 
 Both take the ports clients connect to and the PIDs whose CPU counts as server
 CPU, so the same method measures one peer process, cluster nodes, or a
 supervisor and its workers. Each returns its metrics with the CPU snapshots
-that bound the measured window.
+that bound the measured window. ``wire`` says whether the peer is spoken to
+in plain WebSocket messages or in Socket.IO events (:mod:`bench.wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from bench import loadgen, wsframe
 from bench.procs import CpuSnapshot
 from bench.settings import Settings
+from bench.wire import PLAIN, Wire
 
 _TEXT = b"hubbub-bench-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -51,13 +54,14 @@ async def echo(
     raw_tcp: bool = False,
     helpers: Sequence[int] = (),
     while_open: Callable[[], None] | None = None,
+    wire: Wire = PLAIN,
 ) -> Measured:
     """Pipelined echo on ``port``: round trips/s over a fixed window after a warm-up.
 
     ``while_open`` is called once after the window, every connection still open.
     """
     tally = loadgen.Tally()
-    payload = text_payload(s.echo_size)
+    payload = wire.message("echo", text_payload(s.echo_size))
     frame = wsframe.client_frame(payload)
     clients: list[loadgen.EchoClient] | list[loadgen.RawEchoClient]
     if raw_tcp:
@@ -66,7 +70,9 @@ async def echo(
         )
     else:
         clients = await loadgen.open_many(
-            lambda: loadgen.EchoClient(port, "/echo", frame, s.echo_depth, tally),
+            lambda: loadgen.EchoClient(
+                port, wire.path("echo"), frame, s.echo_depth, tally, sio_connect=wire.connect_packet("echo")
+            ),
             port, s.echo_connections, s.connect_concurrency,
         )  # fmt: skip
     try:
@@ -93,9 +99,9 @@ async def echo(
 # ------------------------------------------------------------------- fan-out
 
 
-async def _sync_fanout(pub: loadgen.FanoutClient, clients: list[loadgen.FanoutClient]) -> None:
+async def _sync_fanout(pub: loadgen.FanoutClient, clients: list[loadgen.FanoutClient], wire: Wire) -> None:
     """Publish probes until every client has one (all registered), then zero counts."""
-    probe = wsframe.client_frame(b"probe")
+    probe = wire.frame("fanout", b"probe")
     deadline = time.monotonic() + 15
     while any(c.received == 0 for c in clients):
         if time.monotonic() > deadline:
@@ -131,7 +137,12 @@ async def _await_burst(barrier: loadgen.Barrier, clients: list[loadgen.FanoutCli
 
 
 async def fanout(
-    ports: Sequence[int], server_pids: Sequence[int], s: Settings, *, helpers: Sequence[int] = ()
+    ports: Sequence[int],
+    server_pids: Sequence[int],
+    s: Settings,
+    *,
+    helpers: Sequence[int] = (),
+    wire: Wire = PLAIN,
 ) -> Measured:
     """Bursts from one publisher to every /fanout client: rate, CPU cost, losses.
 
@@ -140,18 +151,20 @@ async def fanout(
     """
     barrier = loadgen.Barrier()
     clients: list[loadgen.FanoutClient] = []
+    path, join = wire.path("fanout"), wire.connect_packet("fanout")
     try:
         for port, count in zip(ports, spread(s.fanout_clients, len(ports)), strict=True):
             clients += await loadgen.open_many(
-                functools.partial(loadgen.FanoutClient, port, "/fanout", barrier), port, count, s.connect_concurrency
-            )
+                functools.partial(loadgen.FanoutClient, port, path, barrier, sio_connect=join),
+                port, count, s.connect_concurrency,
+            )  # fmt: skip
     except BaseException:
         loadgen.close_all(clients)
         raise
     pub = clients[0]
-    burst = b"".join(wsframe.client_frame(text_payload(s.fanout_size, f"{i:06d}:")) for i in range(s.fanout_burst))
+    burst = b"".join(wire.frame("fanout", text_payload(s.fanout_size, f"{i:06d}:")) for i in range(s.fanout_burst))
     try:
-        await _sync_fanout(pub, clients)
+        await _sync_fanout(pub, clients, wire)
         expected = 0
         timed = 0.0
         completed = 0
@@ -184,5 +197,49 @@ async def fanout(
         "lost": float(lost),
         "duplicated": float(extra),
         **(cpu1.usage_since(cpu0) if cpu1.wall > cpu0.wall else {}),
+    }
+    return Measured(metrics, cpu0, cpu1)
+
+
+# ------------------------------------------------------------------- latency
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``samples``, by linear interpolation."""
+    return statistics.quantiles(samples, n=100, method="inclusive")[round(q) - 1] if q < 100 else max(samples)
+
+
+async def latency(
+    port: int, server_pids: Sequence[int], s: Settings, *, raw_tcp: bool = False, wire: Wire = PLAIN
+) -> Measured:
+    """One connection, one ``echo_size``-byte message at a time: round-trip percentiles in µs.
+
+    ``latency_warmup`` round trips are sent first and thrown away, then
+    ``latency_round_trips`` are timed one by one.
+    """
+    frame = wire.frame("echo", text_payload(s.echo_size))
+    client: loadgen.LatencyClient | loadgen.RawLatencyClient
+    if raw_tcp:
+        (client,) = await loadgen.open_many(lambda: loadgen.RawLatencyClient(frame), port, 1)
+    else:
+        (client,) = await loadgen.open_many(
+            lambda: loadgen.LatencyClient(port, wire.path("echo"), frame, sio_connect=wire.connect_packet("echo")),
+            port, 1,
+        )  # fmt: skip
+    try:
+        for count in (s.latency_warmup, s.latency_round_trips):
+            cpu0 = CpuSnapshot.take(*server_pids)
+            done = client.laps.arm(count)
+            client.send()
+            await asyncio.wait_for(done, 10 + count / 500)
+            cpu1 = CpuSnapshot.take(*server_pids)
+    finally:
+        client.close()
+    us = [ns / 1000 for ns in client.laps.samples]
+    metrics = {
+        "p50_us": percentile(us, 50),
+        "p99_us": percentile(us, 99),
+        "round_trips_per_s": len(us) / (cpu1.wall - cpu0.wall),
+        **cpu1.usage_since(cpu0),
     }
     return Measured(metrics, cpu0, cpu1)

@@ -93,7 +93,9 @@ def _error_of(run: Run, scenario: Scenario, peer: str) -> str | None:
         return "failed to start: " + run.results.failed_peers[peer]
     cells = run.results.cells.get(scenario.name, {}).get(peer, [])
     errors = [c.error for c in cells if c.error]
-    return "failed: " + errors[0] if errors else None
+    if not errors:
+        return None
+    return errors[0] if errors[0].startswith("skipped") else "failed: " + errors[0]
 
 
 def table(run: Run, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
@@ -125,8 +127,8 @@ def table(run: Run, scenario: Scenario) -> tuple[list[str], list[list[str]]]:
             else:
                 row.append(_fmt(s.median, m.fmt))
         measured = max(s.rounds for s in stats.values())
-        if measured < run.settings.rounds:
-            row[0] += f" ({measured}/{run.settings.rounds} rounds)"
+        if measured < scenario.rounds(run.settings):
+            row[0] += f" ({measured}/{scenario.rounds(run.settings)} rounds)"
         rows.append(row)
     return header, rows
 

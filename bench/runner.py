@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
@@ -28,7 +28,13 @@ from bench.settings import Settings
 from bench.stats import Cell, Results
 
 
+class Skipped(RuntimeError):
+    """A cell given up on (over its scenario's time limit); its message is the whole report."""
+
+
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, Skipped):
+        return str(exc)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -53,6 +59,8 @@ def run(
             shift = (rnd - 1) % len(peers)
             order = peers[shift:] + peers[:shift]
             for sc in scenarios:
+                if rnd > sc.rounds(settings):
+                    continue
                 if isinstance(sc, SetupScenario):
                     if any(p.name == REFERENCE for p in peers):
                         _run_setups(sc, rnd, procs, cpus, settings, results, log)
@@ -70,8 +78,9 @@ def run(
                         results.failed_peers[peer.name] = why
                         log(f"[round {rnd}] {peer.name}: failed to start ({why}); skipped from now on")
                         continue
+                    limit = sc.cell_timeout(settings)
                     try:
-                        metrics = uvloop.run(asyncio.wait_for(sc.run(server, peer, settings), settings.cell_timeout))
+                        metrics = uvloop.run(_bounded(sc.run(server, peer, settings), limit))
                         if server.proc.poll() is not None:
                             raise RuntimeError(f"peer exited with code {server.proc.returncode}")
                         results.add(sc.name, peer.name, Cell(rnd, metrics=metrics))
@@ -83,6 +92,14 @@ def run(
                         procs.stop(server)
                     sys.stdout.flush()
     return results
+
+
+async def _bounded(run: Awaitable[dict[str, float]], limit: float) -> dict[str, float]:
+    """``run`` within ``limit`` seconds; :class:`Skipped` when over."""
+    try:
+        return await asyncio.wait_for(run, limit)
+    except TimeoutError:
+        raise Skipped(f"skipped: not done within the {limit:g} s time limit") from None
 
 
 def _shown(sc: Scenario, metrics: dict[str, float]) -> str:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from bench import deploy, loadgen, measure, scaleout, wsframe
+from bench import deploy, loadgen, measure, scaleout
 from bench.deploy import Deployment, Setup
 from bench.measure import text_payload
 from bench.peers import Peer
 from bench.procs import Server, rss_kib
 from bench.settings import Settings
+from bench.wire import Wire
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ class Scenario:
     title: str
     description: str
     metrics: tuple[Metric, ...]
+    max_rounds: int | None = field(default=None, kw_only=True)
+    """Run only in the first this many rounds (None: every round)."""
+    time_limit: str | None = field(default=None, kw_only=True)
+    """Settings field bounding one cell of this scenario (None: ``cell_timeout``)."""
+
+    def rounds(self, s: Settings) -> int:
+        """How many rounds this scenario runs in."""
+        return min(s.rounds, self.max_rounds or s.rounds)
+
+    def cell_timeout(self, s: Settings) -> float:
+        """Upper bound for one cell, in seconds."""
+        return float(getattr(s, self.time_limit)) if self.time_limit else s.cell_timeout
 
     @property
     def primary(self) -> Metric:
@@ -92,7 +105,7 @@ class SetupScenario(Scenario):
 
 async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Pipelined echo: round trips/s over a fixed window after a warm-up."""
-    return (await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp)).metrics
+    return (await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
 
 
 # ------------------------------------------------------------------- fan-out
@@ -100,17 +113,36 @@ async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 
 async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Bursts from one publisher to every /fanout client: rate, CPU cost, losses."""
-    return (await measure.fanout([server.port], [server.pid], s)).metrics
+    return (await measure.fanout([server.port], [server.pid], s, wire=peer.wire)).metrics
+
+
+async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
+    """The fan-out method with ``fanout_10k_clients`` subscribers and smaller bursts."""
+    big = replace(
+        s, fanout_clients=s.fanout_10k_clients, fanout_burst=s.fanout_10k_burst, fanout_bursts=s.fanout_10k_bursts
+    )
+    return (await measure.fanout([server.port], [server.pid], big, wire=peer.wire)).metrics
+
+
+# ------------------------------------------------------------------- latency
+
+
+async def latency(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
+    """One connection, one message at a time: round-trip p50 and p99."""
+    return (await measure.latency(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
 
 
 # --------------------------------------------------------------- idle memory
 
 
-async def _warm_echo(server: Server, s: Settings, n: int = 16) -> None:
+async def _warm_echo(server: Server, wire: Wire, s: Settings, n: int = 16) -> None:
     """Exercise /echo once on a few connections so lazy imports are paid up front."""
     tally = loadgen.Tally()
-    frame = wsframe.client_frame(text_payload(s.echo_size))
-    clients = await loadgen.open_many(lambda: loadgen.EchoClient(server.port, "/echo", frame, 1, tally), server.port, n)
+    frame = wire.frame("echo", text_payload(s.echo_size))
+    path, join = wire.path("echo"), wire.connect_packet("echo")
+    clients = await loadgen.open_many(
+        lambda: loadgen.EchoClient(server.port, path, frame, 1, tally, sio_connect=join), server.port, n
+    )
     try:
         for c in clients:
             c.running = False
@@ -139,12 +171,13 @@ async def _settled_rss(pid: int, max_wait: float, step: float = 0.25) -> int:
 
 async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """RSS growth per idle, upgraded /echo connection."""
-    await _warm_echo(server, s)
+    await _warm_echo(server, peer.wire, s)
     await asyncio.sleep(0.5)
     before = rss_kib(server.pid)
     t0 = time.perf_counter()
+    path, join = peer.wire.path("echo"), peer.wire.connect_packet("echo")
     clients = await loadgen.open_many(
-        lambda: loadgen.WsClient(server.port, "/echo"),
+        lambda: loadgen.WsClient(server.port, path, sio_connect=join),
         server.port, s.idle_connections, s.connect_concurrency,
     )  # fmt: skip
     connect_s = time.perf_counter() - t0
@@ -199,6 +232,39 @@ SCENARIOS: dict[str, Scenario] = {
                 _OTHER_CPU,
             ),
             fanout,
+        ),
+        PeerScenario(
+            "fanout_10k",
+            "Fan-out to 10,000",
+            "The Fan-out method with {fanout_10k_clients} connections on /fanout, one of which publishes: "
+            "{fanout_10k_bursts} timed bursts of {fanout_10k_burst} {fanout_size}-byte messages after "
+            "{fanout_warmup_bursts} warm-up burst. One round only; a peer that does not finish within "
+            "{fanout_10k_limit:g} s (connecting included) is reported as skipped.",
+            (
+                Metric("deliveries_per_s", "deliveries/s", True),
+                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
+                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+                _SERVER_CPU,
+                _GEN_CPU,
+                _OTHER_CPU,
+            ),
+            fanout_10k,
+            max_rounds=1,
+            time_limit="fanout_10k_limit",
+        ),
+        PeerScenario(
+            "latency",
+            "Latency",
+            "One /echo connection, one {echo_size}-byte text message at a time: {latency_round_trips} "
+            "round trips timed one by one after {latency_warmup} warm-up round trips; percentiles in µs "
+            "(lower is better). raw_tcp is the floor: loopback and the load generator alone.",
+            (
+                Metric("p50_us", "p50 µs", False, ",.1f"),
+                Metric("p99_us", "p99 µs", False, ",.1f"),
+                _SERVER_CPU,
+                _OTHER_CPU,
+            ),
+            latency,
         ),
         PeerScenario(
             "idle",

@@ -26,6 +26,16 @@ class Settings:
     fanout_size: int = 64
     fanout_stall: float = 5.0
     """Give up on a burst after this long without any delivery (then count losses)."""
+    # fan-out to 10,000 subscribers (one round; bursts kept small so slow peers finish)
+    fanout_10k_clients: int = 10_000
+    fanout_10k_burst: int = 10
+    fanout_10k_bursts: int = 2
+    fanout_10k_limit: float = 90.0
+    """Time limit for one peer's cell; a peer over it is reported as skipped."""
+    # latency
+    latency_warmup: int = 1000
+    """Round trips sent and thrown away before the timed ones."""
+    latency_round_trips: int = 5000
     # idle memory
     idle_connections: int = 5000
     idle_settle_max: float = 5.0
@@ -46,6 +56,12 @@ QUICK = replace(
     fanout_clients=200,
     fanout_warmup_bursts=1,
     fanout_bursts=2,
+    fanout_10k_clients=2000,
+    fanout_10k_burst=5,
+    fanout_10k_bursts=1,
+    fanout_10k_limit=45.0,
+    latency_warmup=200,
+    latency_round_trips=2000,
     idle_connections=1000,
     idle_settle_max=2.0,
 )

@@ -72,7 +72,9 @@ class FrameCounter:
     """Incremental parser of server frames that counts complete data messages.
 
     Only headers are decoded; data payloads are skipped. Control frames are
-    collected in ``controls`` as (opcode, payload) for the caller to act on.
+    collected in ``controls`` as (opcode, payload) for the caller to act on, and
+    so are final data frames shorter than ``keep_below`` bytes, in ``kept``
+    (their payloads, not counted): Socket.IO's handshake and pings.
 
     Fast path: once a small unmasked final data frame has been seen, a run of
     frames with the same two header bytes is checked with two strided slices
@@ -80,13 +82,15 @@ class FrameCounter:
     Any other frame falls back to the per-frame loop.
     """
 
-    __slots__ = ("_h0", "_h1", "_rest", "_stride", "controls", "payload_bytes")
+    __slots__ = ("_h0", "_h1", "_rest", "_stride", "controls", "kept", "keep_below", "payload_bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_below: int = 0) -> None:
         self._rest = b""
         self._stride = 0
         self._h0 = self._h1 = b""
         self.controls: list[tuple[int, bytes]] = []
+        self.kept: list[bytes] = []
+        self.keep_below = keep_below
         self.payload_bytes = 0
 
     def feed(self, data: bytes) -> int:
@@ -130,6 +134,8 @@ class FrameCounter:
                 break
             if b0 & 0x08:  # control frame (opcode >= 8)
                 self.controls.append((b0 & 0x0F, bytes(buf[pos + head : stop])))
+            elif length < self.keep_below and b0 & 0x80:
+                self.kept.append(bytes(buf[pos + head : stop]))
             else:
                 nbytes += length
                 if b0 & 0x80:  # FIN: a message is complete

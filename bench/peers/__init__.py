@@ -3,6 +3,7 @@
 A peer is a command that starts a server on a given port implementing the
 bench contract: ``/echo`` sends every message back to its sender, ``/fanout``
 broadcasts every message to every ``/fanout`` client (sender included).
+Socket.IO peers serve the same contract as events (:mod:`bench.wire`).
 
 Adding a peer = one small file in this package + one line in ``PEERS``.
 """
@@ -13,7 +14,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-ALL_SCENARIOS = frozenset({"echo", "fanout", "idle"})
+from bench.wire import PLAIN, SOCKETIO, Wire
+
+ALL_SCENARIOS = frozenset({"echo", "fanout", "fanout_10k", "latency", "idle"})
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,13 @@ class Peer:
     """Scenario names this peer takes part in."""
     raw_tcp: bool = False
     """True for a plain TCP echo (no WebSocket handshake, no framing)."""
+    socketio: bool = False
+    """True for a Socket.IO server (Engine.IO v4 over WebSocket)."""
+
+    @property
+    def wire(self) -> Wire:
+        """How the load generator speaks to this peer."""
+        return SOCKETIO if self.socketio else PLAIN
 
 
 def module(name: str) -> Callable[[int], list[str]]:
@@ -54,6 +64,9 @@ PEERS: dict[str, Peer] = {
         Peer("hubbub", hubbub),
         Peer("websockets", module("websockets_server")),
         Peer("aiohttp", module("aiohttp_server")),
-        Peer("raw_tcp", module("raw_tcp_echo"), frozenset({"echo"}), raw_tcp=True),
+        Peer("picows", module("picows_server")),
+        Peer("starlette", module("starlette_server")),
+        Peer("socketio", module("socketio_server"), socketio=True),
+        Peer("raw_tcp", module("raw_tcp_echo"), frozenset({"echo", "latency"}), raw_tcp=True),
     )
 }

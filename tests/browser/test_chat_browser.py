@@ -3,14 +3,14 @@
 Needs Debian's chromium (/usr/bin/chromium, or CHROMIUM_PATH) and the `playwright`
 package (no `playwright install`: the system browser is used). Without them the
 tests are skipped, unless CI is set: then they fail, so CI cannot skip silently.
+Uses the shared `browser` fixture of tests/browser/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -18,48 +18,12 @@ import pytest_asyncio
 from hubbub import start
 from hubbub.demos.chat import create_app
 from hubbub.testing import TestServer, serve_app, wait_for
+from tests.browser.conftest import WAIT_MS
 
-try:
-    from playwright.async_api import Browser, Page, async_playwright, expect
-
-    PLAYWRIGHT_ERROR: str | None = None
-except ImportError as exc:  # reported by the `browser` fixture
-    PLAYWRIGHT_ERROR = f"playwright is not installed ({exc})"
-
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 10_000
+with contextlib.suppress(ImportError):  # then the shared `browser` fixture skips (or fails under CI)
+    from playwright.async_api import Browser, Page, expect
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI is set, so the browser tests must run, not skip", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module; each user gets their own context."""
-    if not CHROMIUM.is_file():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    if PLAYWRIGHT_ERROR is not None:
-        _unavailable(PLAYWRIGHT_ERROR)
-    expect.set_options(timeout=WAIT_MS)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -157,18 +157,23 @@ def _quietly(close: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None
     return closing
 
 
+async def _text_or_none(receiving: Awaitable[str | bytes]) -> str | None:
+    """The awaited message as text; None if the connection closed instead (a timeout still raises)."""
+    try:
+        message = await receiving
+    except TimeoutError:
+        raise
+    except Exception:  # closed
+        return None
+    return message if isinstance(message, str) else message.decode()
+
+
 async def _websockets_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, str]) -> Peer:
     ws = await websockets_connect(url, additional_headers=dict(headers), open_timeout=TIMEOUT, max_queue=None)
     stack.push_async_callback(_quietly(ws.close))
 
     async def recv(timeout: float) -> str | None:
-        try:
-            message = await asyncio.wait_for(ws.recv(), timeout)
-        except TimeoutError:
-            raise
-        except Exception:  # closed
-            return None
-        return message if isinstance(message, str) else message.decode()
+        return await _text_or_none(asyncio.wait_for(ws.recv(), timeout))
 
     async def closed(timeout: float) -> tuple[int | None, str]:
         await asyncio.wait_for(ws.wait_closed(), timeout)
@@ -210,13 +215,7 @@ async def _hubbub_peer(stack: AsyncExitStack, url: str, headers: Mapping[str, st
     stack.push_async_callback(_quietly(ws.close))
 
     async def recv(timeout: float) -> str | None:
-        try:
-            message = await ws.recv(timeout)
-        except TimeoutError:
-            raise
-        except Exception:  # closed
-            return None
-        return message if isinstance(message, str) else message.decode()
+        return await _text_or_none(ws.recv(timeout))
 
     async def closed(timeout: float) -> tuple[int | None, str]:
         code = await ws.wait_closed(timeout)

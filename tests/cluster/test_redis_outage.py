@@ -127,6 +127,7 @@ async def test_local_clients_are_served_while_redis_is_down(
     fresh = await clients.raw(a_node.url("/echo"))
     await fresh.send("new after recovery")
     assert await fresh.recv() == "new after recovery"
+
     async def listed_by_the_other_node() -> bool:
         return during_id in (await get(b_node, "/stats"))["clients"]
 

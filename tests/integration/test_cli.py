@@ -18,38 +18,17 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from hubbub.client import connect as hub_connect
+from tests.support.processes import free_port, wait_accepting
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_FILE = "tests/integration/apps/cli_app.py"
 APP_MODULE = "tests.integration.apps.cli_app"
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def hubbub_command() -> list[str]:
     """The installed `hubbub` script if there is one, else `python -m hubbub`."""
     script = shutil.which("hubbub") or str(Path(sys.executable).parent / "hubbub")
     return [script] if Path(script).exists() else [sys.executable, "-m", "hubbub"]
-
-
-async def wait_accepting(proc: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> None:
-    """Wait until the child accepts TCP connections on `port`."""
-    async with asyncio.timeout(timeout):
-        while True:
-            assert proc.poll() is None, f"server exited early with {proc.returncode}"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 @asynccontextmanager

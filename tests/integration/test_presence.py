@@ -13,22 +13,18 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-import aiohttp
 import jwt
-import orjson
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 
 from hubbub import App
 from hubbub.auth import JWTAuth
-from hubbub.client import connect as hubbub_connect
 from hubbub.hub import Hub
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import TestServer, serve_app, wait_for
+from tests.support.devices import Device, Lib, connect_device
 
-Lib = Literal["hubbub", "websockets", "aiohttp"]
 SECRET = "hubbub-tests-hmac-secret-32-bytes-long!"
 PROFILES = {
     "alice": {"name": "Alice", "email": "alice@example.test", "avatar": "a.png"},
@@ -38,57 +34,13 @@ PROFILES = {
 }
 
 
-class Device:
-    """One connection of a user on /chat, made with any of the three libraries."""
-
-    def __init__(self, lib: Lib, conn: Any, session: aiohttp.ClientSession | None = None) -> None:
-        self.lib = lib
-        self.conn = conn
-        self.session = session
-        self.client_id = ""
-
-    async def send_json(self, message: Any) -> None:
-        """Send one JSON text message."""
-        text = orjson.dumps(message).decode()
-        await (self.conn.send_str(text) if self.session is not None else self.conn.send(text))
-
-    async def recv_json(self, timeout: float = 5.0) -> Any:
-        """The next message, parsed."""
-        if self.session is not None:
-            msg = await self.conn.receive(timeout=timeout)
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            return orjson.loads(msg.data)
-        return orjson.loads(await asyncio.wait_for(self.conn.recv(), timeout))
-
-    async def request(self, type: str, data: Any, id: int = 1) -> Any:
-        """Send a request; the next message must be its reply (so nothing else came first)."""
-        await self.send_json({"type": type, "data": data, "id": id})
-        reply = await self.recv_json()
-        assert reply.get("id") == id, reply
-        return reply
-
-    async def close(self) -> None:
-        """Close (a no-op when already closed)."""
-        await self.conn.close()
-        if self.session is not None:
-            await self.session.close()
-
-
 async def connect(server: TestServer, stack: AsyncExitStack, lib: Lib, user: str) -> Device:
     """Connect `user` to /chat with `lib` and read the welcome; closed when `stack` exits."""
     url = server.url("/chat")
     headers = {"authorization": f"Bearer {jwt.encode({'sub': user, **PROFILES[user]}, SECRET)}"}
-    if lib == "hubbub":
-        device = Device(lib, await hubbub_connect(url, headers=headers, timeout=5))
-    elif lib == "websockets":
-        device = Device(lib, await ws_connect(url, additional_headers=headers, open_timeout=5))
-    else:
-        session = aiohttp.ClientSession()
-        device = Device(lib, await session.ws_connect(url, headers=headers), session)
+    device = await connect_device(lib, url, headers)
     stack.push_async_callback(device.close)
-    welcome = await device.recv_json()
-    assert welcome["type"] == "hubbub.welcome" and welcome["data"]["user"] == user
-    device.client_id = welcome["data"]["client_id"]
+    await device.read_welcome(user)
     return device
 
 

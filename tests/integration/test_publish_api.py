@@ -9,97 +9,33 @@ JSON channel). "Nothing else arrived" is proven with a fence published afterward
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 import redis.asyncio as aioredis
-from websockets.asyncio.client import connect as ws_connect
-from websockets.typing import Subprotocol
 
-from hubbub import App, ConfigurationError, Event
+from hubbub import App, ConfigurationError
 from hubbub.broker.base import Broker
 from hubbub.broker.redis import RedisBroker
-from hubbub.client import connect as hubbub_connect
-from hubbub.http import Request
 from hubbub.testing import RedisServer, TestServer, serve_app, wait_for
+from tests.support.raw_and_channel import Lib, Peer, listeners, open_peer
+from tests.support.raw_and_channel import make_app as make_raw_and_channel_app
 
-Lib = Literal["hubbub", "websockets", "aiohttp"]
 KEY = "k3y"
 AUTH = {"authorization": f"Bearer {KEY}"}
 FENCE = "fence"
 
 
 def make_app(broker: Broker | None = None) -> App:
-    """/raw and the JSON channel /chan (?user=U, ?room=R joins) plus the publish API.
-    A raw client first gets its client id; a channel client the welcome, then "ready"."""
-    app = App(broker=broker, room_presence_events=False)
+    """The /raw + /chan app (tests.support.raw_and_channel) plus the publish API with key KEY."""
+    app = make_raw_and_channel_app(broker)
     app.publish_api(KEY)
-
-    @app.authenticate
-    def user_from_query(request: Request) -> str | None:
-        return request.query.get("user")
-
-    async def join_if_asked(event: Event) -> None:
-        if "room" in event.query:
-            await event.hub.join(event.query["room"], event.client_id)
-
-    raw = app.websocket("/raw")
-
-    @raw.on_connect
-    async def raw_hello(event: Event) -> None:
-        await join_if_asked(event)
-        await event.send(event.client_id)
-
-    chan = app.channel("/chan")
-
-    @chan.on_connect
-    async def chan_hello(event: Event) -> None:
-        await join_if_asked(event)
-        await event.emit("ready")
-
     return app
-
-
-class Peer:
-    """One client: hubbub or aiohttp on /raw, websockets on /chan."""
-
-    def __init__(self, lib: Lib, conn: Any, session: aiohttp.ClientSession | None = None) -> None:
-        self.lib = lib
-        self.conn = conn
-        self.session = session
-        self.client_id = ""
-
-    async def recv(self, timeout: float = 5.0) -> str | bytes:
-        """The next message."""
-        if self.lib == "hubbub":
-            received: str | bytes = await self.conn.recv(timeout=timeout)
-            return received
-        if self.lib == "websockets":
-            async with asyncio.timeout(timeout):
-                message: str | bytes = await self.conn.recv()
-                return message
-        msg = await self.conn.receive(timeout=timeout)
-        assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY), msg
-        return msg.data  # type: ignore[no-any-return]
-
-    async def recv_json(self, timeout: float = 5.0) -> Any:
-        """The next message, which must be JSON text."""
-        message = await self.recv(timeout)
-        assert isinstance(message, str), message
-        return orjson.loads(message)
-
-    async def aclose(self) -> None:
-        """Close the connection (and the aiohttp session)."""
-        await self.conn.close()
-        if self.session is not None:
-            await self.session.close()
 
 
 class Clients:
@@ -110,26 +46,7 @@ class Clients:
 
     async def open(self, server: TestServer, lib: Lib, user: str, room: str | None = None) -> Peer:
         """Connect with `lib` and wait until the server has set the connection up."""
-        query = f"?user={user}" + (f"&room={room}" if room else "")
-        if lib == "websockets":
-            peer = Peer(
-                lib, await ws_connect(server.url("/chan" + query), subprotocols=[Subprotocol("hubbub.v1.json")])
-            )
-            self.stack.push_async_callback(peer.aclose)
-            welcome = await peer.recv_json()
-            peer.client_id = welcome["data"]["client_id"]
-            assert (await peer.recv_json())["type"] == "ready"
-            return peer
-        if lib == "hubbub":
-            peer = Peer(lib, await hubbub_connect(server.url("/raw" + query)))
-        else:
-            session = aiohttp.ClientSession()
-            peer = Peer(lib, await session.ws_connect(server.url("/raw" + query)), session)
-        self.stack.push_async_callback(peer.aclose)
-        client_id = await peer.recv()
-        assert isinstance(client_id, str)
-        peer.client_id = client_id
-        return peer
+        return await open_peer(self.stack, server, lib, user, room)
 
 
 async def publish(server: TestServer, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -368,12 +285,6 @@ async def nodes(shared_redis: RedisServer) -> AsyncIterator[tuple[TestServer, Te
         ]
         await wait_for(lambda: listeners(probe, f"{namespace}:ch:all", 2))
         yield a, b, probe, namespace
-
-
-async def listeners(probe: aioredis.Redis, channel: str, count: int) -> bool:
-    """Whether `count` nodes listen to `channel`."""
-    numsub = dict(await probe.pubsub_numsub(channel))
-    return int(numsub.get(channel.encode(), 0)) == count
 
 
 async def test_room_across_nodes(nodes: tuple[TestServer, TestServer, aioredis.Redis, str], clients: Clients) -> None:

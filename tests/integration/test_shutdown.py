@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,10 @@ from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 
 from hubbub.client import connect as hub_connect
 from hubbub.testing import wait_for
+from tests.support.processes import free_port, wait_accepting
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests/integration/apps/shutdown_app.py:app"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -49,20 +41,6 @@ class ServerProcess:
     async def wait_exit(self, timeout: float) -> int:
         """Wait for the process to exit; return its exit code."""
         return await asyncio.to_thread(self.proc.wait, timeout)
-
-
-async def wait_accepting(proc: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> None:
-    """Wait until the child accepts TCP connections on `port`."""
-    async with asyncio.timeout(timeout):
-        while True:
-            assert proc.poll() is None, f"server exited early with {proc.returncode}"
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
 
 
 @asynccontextmanager

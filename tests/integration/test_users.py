@@ -12,25 +12,23 @@ import time
 from collections import deque
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import jwt
 import orjson
 import pytest
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from hubbub import App, Event
 from hubbub.auth import JWTAuth
-from hubbub.client import connect as hubbub_connect
 from hubbub.errors import HandshakeError
 from hubbub.hub import Hub
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import TestServer, serve_app, wait_for
+from tests.support.devices import Device, Lib, connect_device
 
-Lib = Literal["hubbub", "websockets", "aiohttp"]
 SECRET = "hubbub-tests-hmac-secret-32-bytes-long!"
 PERIOD = 0.02  # seconds between runs of the periodic job
 
@@ -38,53 +36,6 @@ PERIOD = 0.02  # seconds between runs of the periodic job
 def token(sub: str) -> str:
     """A valid token for `sub`."""
     return jwt.encode({"sub": sub, "exp": time.time() + 60}, SECRET)
-
-
-class Device:
-    """One connection of a user, made with any of the three libraries."""
-
-    def __init__(self, lib: Lib, conn: Any, session: aiohttp.ClientSession | None = None) -> None:
-        self.lib = lib
-        self.conn = conn
-        self.session = session
-        self.client_id: str | None = None
-
-    async def send_json(self, message: Any) -> None:
-        """Send one JSON text message."""
-        text = orjson.dumps(message).decode()
-        await (self.conn.send_str(text) if self.session is not None else self.conn.send(text))
-
-    async def recv_json(self, timeout: float = 5.0) -> Any:
-        """The next message, parsed."""
-        if self.session is not None:
-            msg = await self.conn.receive(timeout=timeout)
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            return orjson.loads(msg.data)
-        return orjson.loads(await asyncio.wait_for(self.conn.recv(), timeout))
-
-    async def request(self, type: str, data: Any, id: int = 1) -> Any:
-        """Send a request and return the next message, which must be its reply."""
-        await self.send_json({"type": type, "data": data, "id": id})
-        reply = await self.recv_json()
-        assert reply.get("id") == id, reply
-        return reply
-
-    async def close_code(self, timeout: float = 5.0) -> int | None:
-        """Wait for the server to close the connection; its close code."""
-        if self.session is not None:
-            msg = await self.conn.receive(timeout=timeout)
-            assert msg.type == aiohttp.WSMsgType.CLOSE, msg
-            return int(msg.data)
-        if self.lib == "hubbub":
-            return int(await self.conn.wait_closed(timeout))
-        await asyncio.wait_for(self.conn.wait_closed(), timeout)
-        return int(self.conn.close_code)
-
-    async def close(self) -> None:
-        """Close (a no-op when already closed)."""
-        await self.conn.close()
-        if self.session is not None:
-            await self.session.close()
 
 
 class Refused(Exception):
@@ -99,27 +50,16 @@ class Refused(Exception):
 async def open_device(lib: Lib, url: str, user: str) -> Device:
     """Connect as `user` (Bearer header); on /chat the welcome is read and its client id kept."""
     headers = {"authorization": f"Bearer {token(user)}"}
-    if lib == "hubbub":
-        try:
-            device = Device(lib, await hubbub_connect(url, headers=headers, timeout=5))
-        except HandshakeError as exc:
-            raise Refused(exc.status, exc.body) from None
-    elif lib == "websockets":
-        try:
-            device = Device(lib, await ws_connect(url, additional_headers=headers, open_timeout=5))
-        except InvalidStatus as exc:
-            raise Refused(exc.response.status_code, bytes(exc.response.body or b"")) from None
-    else:
-        session = aiohttp.ClientSession()
-        try:
-            device = Device(lib, await session.ws_connect(url, headers=headers), session)
-        except aiohttp.WSServerHandshakeError as exc:
-            await session.close()
-            raise Refused(exc.status) from None
+    try:
+        device = await connect_device(lib, url, headers)
+    except HandshakeError as exc:
+        raise Refused(exc.status, exc.body) from None
+    except InvalidStatus as exc:
+        raise Refused(exc.response.status_code, bytes(exc.response.body or b"")) from None
+    except aiohttp.WSServerHandshakeError as exc:
+        raise Refused(exc.status) from None
     if urlsplit(url).path == "/chat":
-        welcome = await device.recv_json()
-        assert welcome["type"] == "hubbub.welcome" and welcome["data"]["user"] == user
-        device.client_id = welcome["data"]["client_id"]
+        await device.read_welcome(user)
     return device
 
 

@@ -139,6 +139,7 @@ class RedisBroker(Broker):
         self._ping_sent_at = 0.0
         self._needs_resync = False
         self._subscribed_event = asyncio.Event()
+        self._confirmations: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._recovering = asyncio.Lock()
 
     # ---- names -------------------------------------------------------------------
@@ -357,9 +358,14 @@ class RedisBroker(Broker):
                     self._spawn(self._recover())
                 delay = 0.1
                 while not self._stopping:  # as in _beat_forever: a swallowed cancel must not keep us here
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    kind = _text(message["type"])
+                    if kind == "message":
                         self._received(message["channel"], message["data"])
+                    elif kind in ("subscribe", "unsubscribe"):
+                        self._confirmed(kind, _text(message["channel"]))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -370,9 +376,18 @@ class RedisBroker(Broker):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.reconnect_max)
             finally:
+                self._pubsub = None
+                for waiter in self._confirmations.values():
+                    if not waiter.done():
+                        waiter.set_result(None)  # nobody will confirm now; the resubscription covers it
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _confirmed(self, kind: str, channel: str) -> None:
+        waiter = self._confirmations.pop((kind, channel), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _received(self, channel: bytes, data: bytes) -> None:
         if _text(channel) == self._node_channel:
@@ -389,17 +404,31 @@ class RedisBroker(Broker):
 
     async def _subscribe(self, room: str) -> None:
         self._subscribed.add(room)
-        pubsub = self._pubsub
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.subscribe(self._room_channel(room))
+        await self._change_subscription("subscribe", self._room_channel(room))
 
     async def _unsubscribe(self, room: str) -> None:
         self._subscribed.discard(room)
+        await self._change_subscription("unsubscribe", self._room_channel(room))
+
+    async def _change_subscription(self, kind: str, channel: str) -> None:
+        """(Un)subscribe and wait until Redis confirms it, so that a publication made after
+        `join` returns reaches the new member (and one made after `leave` does not reach us)."""
         pubsub = self._pubsub
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.unsubscribe(self._room_channel(room))
+        if pubsub is None:
+            return  # not listening now: the next subscription (after recovery) includes the room
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirmations[(kind, channel)] = confirmed
+        try:
+            if kind == "subscribe":
+                await pubsub.subscribe(channel)
+            else:
+                await pubsub.unsubscribe(channel)
+            await asyncio.wait_for(asyncio.shield(confirmed), self.heartbeat * 2)
+        except (RedisError, OSError, TimeoutError):
+            logger.warning("Redis did not confirm %s of %s on node %s", kind, channel, self.node_id)
+        finally:
+            if self._confirmations.get((kind, channel)) is confirmed:
+                del self._confirmations[(kind, channel)]
 
     # ---- publishing ---------------------------------------------------------------------
 
