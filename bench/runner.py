@@ -87,7 +87,8 @@ def run(
                         log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} {_shown(sc, metrics)}")
                     except Exception as e:  # any failure is a result
                         results.add(sc.name, peer.name, Cell(rnd, error=_one_line(e)))
-                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} FAILED {_one_line(e)}")
+                        failed = "" if isinstance(e, Skipped) else "FAILED "
+                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} {failed}{_one_line(e)}")
                     finally:
                         procs.stop(server)
                     sys.stdout.flush()
