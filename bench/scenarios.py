@@ -198,6 +198,14 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=False)
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
 _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
+_FANOUT_METRICS = (
+    Metric("deliveries_per_s", "deliveries/s", True),
+    Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
+    Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+    _SERVER_CPU,
+    _GEN_CPU,
+    _OTHER_CPU,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     sc.name: sc
@@ -223,14 +231,7 @@ SCENARIOS: dict[str, Scenario] = {
             "{fanout_bursts} timed bursts of {fanout_burst} {fanout_size}-byte messages after "
             "{fanout_warmup_bursts} warm-up burst, each burst drained before the next. "
             "CPU = server utime+stime per delivery; lost = messages some client never got.",
-            (
-                Metric("deliveries_per_s", "deliveries/s", True),
-                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
-                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
-                _SERVER_CPU,
-                _GEN_CPU,
-                _OTHER_CPU,
-            ),
+            _FANOUT_METRICS,
             fanout,
         ),
         PeerScenario(
@@ -240,14 +241,7 @@ SCENARIOS: dict[str, Scenario] = {
             "{fanout_10k_bursts} timed bursts of {fanout_10k_burst} {fanout_size}-byte messages after "
             "{fanout_warmup_bursts} warm-up burst. One round only; a peer that does not finish within "
             "{fanout_10k_limit:g} s (connecting included) is reported as skipped.",
-            (
-                Metric("deliveries_per_s", "deliveries/s", True),
-                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
-                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
-                _SERVER_CPU,
-                _GEN_CPU,
-                _OTHER_CPU,
-            ),
+            _FANOUT_METRICS,
             fanout_10k,
             max_rounds=1,
             time_limit="fanout_10k_limit",
