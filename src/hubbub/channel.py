@@ -115,10 +115,6 @@ class Channel(WebSocketEndpoint):
         self._authorize = fn
         return fn
 
-    def event_types(self) -> list[str]:
-        """The registered event types."""
-        return list(self._events)
-
     # ---- the connection's side ------------------------------------------------------
 
     def choose_codec(self, subprotocol: str | None) -> Codec:

@@ -75,6 +75,8 @@ class Hub:
         self._connections: dict[str, Connection] = {}
         self._members: dict[str, Member] = {}
         self._rooms: dict[str, dict[str, Connection]] = {}
+        self._listening: dict[str, dict[str, Connection]] = {}
+        """Per room, the local members that speak envelopes (they get presence events)."""
         self._users: dict[str, dict[str, Connection]] = {}
         self._writes: dict[str, asyncio.Task[Any]] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -203,6 +205,9 @@ class Hub:
             return False
         if not members:
             del self._rooms[room]
+        listening = self._listening.get(room)
+        if listening is not None and listening.pop(client_id, None) is not None and not listening:
+            del self._listening[room]
         return True
 
     # ---- the broker's callbacks (ClusterListener) --------------------------------------
@@ -358,6 +363,8 @@ class Hub:
         if client_id in members:
             return True
         members[client_id] = conn
+        if conn.codec is not None and conn.codec.whole_envelopes:
+            self._listening.setdefault(room, {})[client_id] = conn
         conn.rooms.add(room)
         member = self._members.get(client_id)
         if member is not None:
@@ -416,11 +423,9 @@ class Hub:
             return
         member = self._members.get(conn.id) or member_of(conn, self.node_id)
         envelope = Envelope(env.PRESENCE, {"room": room, "action": action, **member.who()})
-        members = self._rooms.get(room)
-        if members:
-            listeners = [
-                m for m in members.values() if m.codec is not None and m.codec.whole_envelopes and m is not conn
-            ]
+        listening = self._listening.get(room)
+        if listening:
+            listeners = [m for m in listening.values() if m is not conn]
             if listeners:
                 self._deliver(envelope, listeners, None)
         if self.broker.is_cluster:

@@ -59,7 +59,6 @@ class Codec(ABC):
 
     name: str = ""
     subprotocol: str | None = None
-    binary: bool = False
     whole_envelopes: bool = True
 
     @abstractmethod
@@ -93,7 +92,6 @@ class MsgPackCodec(Codec):
 
     name = "msgpack"
     subprotocol = "hubbub.v1.msgpack"
-    binary = True
 
     def __init__(self) -> None:
         try:
@@ -138,7 +136,6 @@ class BytesCodec(Codec):
     """Bare binary payloads: every message is a "message" event carrying the bytes."""
 
     name = "bytes"
-    binary = True
     whole_envelopes = False
 
     def decode(self, data: str | bytes) -> Envelope:

@@ -31,7 +31,6 @@ class DeflateParams:
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
     server_max_window_bits: int = 15
-    client_max_window_bits: int = 15
     echo_server_max_window_bits: bool = False
 
     def response_header(self) -> str:
