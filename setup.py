@@ -4,6 +4,6 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("hubbub.transport._mask", ["src/hubbub/transport/_mask.c"], extra_compile_args=["-O3"]),
+        Extension("hubbub.transport._speedups", ["src/hubbub/transport/_speedups.c"], extra_compile_args=["-O3"]),
     ],
 )

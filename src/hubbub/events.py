@@ -133,11 +133,11 @@ class Event:
 
     async def send(self, data: str | builtins.bytes | Envelope) -> bool:
         """Send to this event's connection (text for str, binary for bytes, or an Envelope)."""
-        return await self.connection.send(data)
+        return self.connection.send_nowait(data)
 
     async def emit(self, type: str, data: Any = None) -> bool:
         """Send an envelope of `type` to this event's connection."""
-        return await self.connection.send(Envelope(type, data))
+        return self.connection.send_nowait(Envelope(type, data))
 
     def abort(self, status: int = 403, reason: str = "Forbidden") -> None:
         """From a before-middleware: stop this event (see `hubbub.Abort`)."""

@@ -14,7 +14,7 @@ import codecs
 from typing import Any, Final
 
 from hubbub.errors import ProtocolError
-from hubbub.transport._mask import apply_mask
+from hubbub.transport._speedups import apply_mask, build_frame, read_data_frames
 from hubbub.transport.deflate import Inflater
 
 OP_CONT: Final = 0x0
@@ -78,19 +78,18 @@ def close_payload(code: int, reason: str = "") -> bytes:
 
 
 def encode_frame(opcode: int, payload: bytes, *, rsv1: bool = False, mask: bytes | None = None) -> bytes:
-    """Build one final frame. Servers send unmasked frames; clients pass a 4-byte mask."""
+    """Build one final frame. Servers send unmasked frames (`build_frame`); clients pass a 4-byte mask."""
+    if mask is None:
+        return build_frame(opcode, payload, rsv1)
     length = len(payload)
     first = 0x80 | opcode | (0x40 if rsv1 else 0)
-    mask_bit = 0x80 if mask is not None else 0
     if length < 126:
-        header = bytes((first, mask_bit | length))
+        header = bytes((first, 0x80 | length))
     elif length < 65536:
-        header = bytes((first, mask_bit | 126)) + length.to_bytes(2, "big")
+        header = bytes((first, 0x80 | 126)) + length.to_bytes(2, "big")
     else:
-        header = bytes((first, mask_bit | 127)) + length.to_bytes(8, "big")
-    if mask is not None:
-        return header + mask + apply_mask(payload, mask)
-    return header + payload
+        header = bytes((first, 0x80 | 127)) + length.to_bytes(8, "big")
+    return header + mask + apply_mask(payload, mask)
 
 
 class MessageReader:
@@ -163,6 +162,9 @@ class MessageReader:
             if self._f_opcode >= 0:
                 pos = self._continue_frame(data, pos, events)
                 continue
+            if self._m_opcode == 0:
+                # Whole, final, uncompressed data frames, in C; anything else is parsed below.
+                pos = read_data_frames(data, pos, self._max_size, masked, events)
             if end - pos < 2:
                 break
             b0 = data[pos]
@@ -188,27 +190,6 @@ class MessageReader:
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unmasked client frame" if masked else "masked server frame")
             mask = data[pos + header_len - 4 : pos + header_len] if masked else None
             pos += header_len
-            if (
-                b0 & 0xF0 == 0x80
-                and (opcode == OP_TEXT or opcode == OP_BINARY)
-                and self._m_opcode == 0
-                and end - pos >= length
-            ):
-                # Fast path: a whole, unfragmented, uncompressed data frame.
-                if length > self._max_size:
-                    raise ProtocolError(CLOSE_TOO_BIG, f"message over {self._max_size} bytes")
-                payload = data[pos : pos + length]
-                if mask is not None:
-                    payload = apply_mask(payload, mask)
-                pos += length
-                if opcode == OP_TEXT:
-                    try:
-                        events.append((OP_TEXT, payload.decode("utf-8")))
-                    except UnicodeDecodeError:
-                        raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
-                else:
-                    events.append((OP_BINARY, payload))
-                continue
             self._start_frame(b0, opcode, length, mask)
             pos = self._continue_frame(data, pos, events)
         if pos < end:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hubbub.transport._speedups import build_frame
 from hubbub.transport.deflate import Deflater
 from hubbub.transport.framing import OP_BINARY, OP_TEXT, encode_frame
 
@@ -31,7 +32,7 @@ class Outgoing:
         """The uncompressed frame."""
         frame = self._plain
         if frame is None:
-            frame = self._plain = encode_frame(self.opcode, self.payload)
+            frame = self._plain = build_frame(self.opcode, self.payload)
         return frame
 
     def shared(self, window_bits: int) -> bytes:

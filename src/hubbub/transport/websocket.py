@@ -12,6 +12,7 @@ import asyncio
 from typing import Final, Protocol
 
 from hubbub.options import ServerOptions
+from hubbub.transport._speedups import build_frame
 from hubbub.transport.deflate import DeflateParams, Deflater, Inflater
 from hubbub.transport.framing import (
     CLOSE_ABNORMAL,
@@ -201,9 +202,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Queue a text (str) or binary (bytes) message; False if dropped or closed."""
         if self._deflate_bits:
             return self.send_message(Outgoing(data))
-        if isinstance(data, str):
-            return self.send_frame(encode_frame(OP_TEXT, data.encode("utf-8")))
-        return self.send_frame(encode_frame(OP_BINARY, bytes(data)))
+        return self.send_frame(build_frame(OP_TEXT if isinstance(data, str) else OP_BINARY, data))
 
     def send_message(self, message: Outgoing) -> bool:
         """Queue a message that may be going to many connections (frames built once)."""
