@@ -13,7 +13,7 @@ from typing import Any
 
 
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+def resume(coro: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
     """Continue `coro` inside a Task, starting from the future it is blocked on."""
     while True:
         try:
@@ -36,4 +36,4 @@ def start_eagerly(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoo
         waiting_on = coro.send(None)
     except StopIteration:
         return None
-    return loop.create_task(_resume(coro, waiting_on))
+    return loop.create_task(resume(coro, waiting_on))

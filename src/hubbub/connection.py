@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from hubbub._eager import start_eagerly
+from hubbub._eager import resume
 from hubbub.auth import CLOSE_INVALID_TOKEN, AuthError, User, seconds_until
 from hubbub.errors import Abort, ConnectionClosed, RequestFailed
 from hubbub.events import Event
@@ -310,8 +310,12 @@ class Connection:
         if pipeline.message_rate is not None and not self._within_rate(pipeline):
             return
         event = pipeline.endpoint.intercept(self, data, is_binary)
-        if event is not None:
+        if event is None:
+            return
+        if self._busy:
             self._enqueue(event)
+        else:
+            self._dispatch(event)
 
     def _within_rate(self, pipeline: Pipeline) -> bool:
         now = self._loop.time()
@@ -369,16 +373,18 @@ class Connection:
             return
         if event.type == "disconnect":
             coro = self._when_settled(coro)
-        loop = self._loop
+        # Run the handler now, until it first waits: most never do, and cost no Task (see _eager).
         try:
-            task = start_eagerly(coro, loop)
+            waiting_on = coro.send(None)
+        except StopIteration:
+            return
         except Abort:
             return
         except Exception as exc:
             self._log_failure(event, exc)
             return
-        if task is None:
-            return
+        loop = self._loop
+        task = loop.create_task(resume(coro, waiting_on))
         self._busy = True
         self._tasks.add(task)
         deadline = loop.call_later(event.timeout, _time_out, task, event) if event.timeout is not None else None
