@@ -23,6 +23,7 @@ from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
 from hubbub.transport.outbox import flusher_for
+from hubbub.transport.sweep import Sweep
 from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
 
 logger = logging.getLogger("hubbub.server")
@@ -330,7 +331,7 @@ class Server:
         self.pending_upgrades = 0
         self.closing = False
         self._servers: list[asyncio.base_events.Server] = []
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -352,7 +353,8 @@ class Server:
                 lambda: HttpProtocol(self), host, port, reuse_port=reuse_port or None, backlog=4096
             )
         self._servers.append(srv)
-        self._schedule_sweep()
+        if not self.closing:
+            self._sweep.start()
         bound: int = srv.sockets[0].getsockname()[1]
         return bound
 
@@ -390,47 +392,39 @@ class Server:
 
     # ---- timers --------------------------------------------------------------------
 
-    def _schedule_sweep(self) -> None:
-        if self._sweeper is None and not self.closing:
-            self._sweeper = self.loop.call_later(self.opts.tick, self._sweep)
+    # ---- timers --------------------------------------------------------------------
 
-    def _sweep(self) -> None:
-        self._sweeper = None
-        now = self.loop.time()
+    def _check_timers(self, ws: WebSocketProtocol, now: float) -> None:
+        """One connection's heartbeat, idle timeout and lifetime (called by the sweep)."""
+        if ws.heard:
+            ws.heard = False
+            ws.last_heard = now
+        if ws.got_message:
+            ws.got_message = False
+            ws.last_message = now
+        if ws.state != OPEN:
+            return
         opts = self.opts
-        ping_interval = opts.ping_interval or 0.0
-        ping_timeout = opts.ping_timeout or 0.0
-        idle = opts.idle_timeout or 0.0
-        lifetime = opts.max_lifetime or 0.0
-        for ws in list(self.websockets):
-            if ws.heard:
-                ws.heard = False
-                ws.last_heard = now
-            if ws.got_message:
-                ws.got_message = False
-                ws.last_message = now
-            if ws.state != OPEN:
-                continue
-            if lifetime and now - ws.opened_at >= lifetime:
-                ws.close(CLOSE_GOING_AWAY, "connection lifetime exceeded")
-            elif idle and now - ws.last_message >= idle:
-                ws.close(CLOSE_GOING_AWAY, "idle timeout")
-            elif ping_interval:
-                if ws.ping_sent_at:
-                    if ws.reading_paused:
-                        # We stopped reading (the app is behind): the pong may be waiting unread.
-                        ws.ping_sent_at = now
-                    elif ping_timeout and now - ws.ping_sent_at >= ping_timeout:
-                        ws.abort(CLOSE_INTERNAL_ERROR, "ping timeout")
-                elif now - ws.last_heard >= ping_interval:
-                    ws.ping(now)
-        self._schedule_sweep()
+        if opts.max_lifetime and now - ws.opened_at >= opts.max_lifetime:
+            ws.close(CLOSE_GOING_AWAY, "connection lifetime exceeded")
+        elif opts.idle_timeout and now - ws.last_message >= opts.idle_timeout:
+            ws.close(CLOSE_GOING_AWAY, "idle timeout")
+        elif opts.ping_interval:
+            if ws.ping_sent_at:
+                if ws.reading_paused:
+                    # We stopped reading (the app is behind): the pong may be waiting unread.
+                    ws.ping_sent_at = now
+                elif opts.ping_timeout and now - ws.ping_sent_at >= opts.ping_timeout:
+                    ws.abort(CLOSE_INTERNAL_ERROR, "ping timeout")
+            elif now - ws.last_heard >= opts.ping_interval:
+                ws.ping(now)
 
     # ---- shutdown --------------------------------------------------------------------
 
     def stop_accepting(self) -> None:
         """Close the listening sockets; open connections stay."""
         self.closing = True
+        self._sweep.stop()
         for srv in self._servers:
             srv.close()
         for conn in list(self.http_connections):
@@ -450,9 +444,7 @@ class Server:
             clean = False
             for ws in list(self.websockets):
                 ws.abort()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._sweep.stop()
         for srv in self._servers:
             await srv.wait_closed()
         return clean
