@@ -112,14 +112,18 @@ async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 
 
 async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
-    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses."""
+    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses; paced latency."""
     return (await measure.fanout([server.port], [server.pid], s, wire=peer.wire)).metrics
 
 
 async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """The fan-out method with ``fanout_10k_clients`` subscribers and smaller bursts."""
     big = replace(
-        s, fanout_clients=s.fanout_10k_clients, fanout_burst=s.fanout_10k_burst, fanout_bursts=s.fanout_10k_bursts
+        s,
+        fanout_clients=s.fanout_10k_clients,
+        fanout_burst=s.fanout_10k_burst,
+        fanout_bursts=s.fanout_10k_bursts,
+        fanout_paced=s.fanout_10k_paced,
     )
     return (await measure.fanout([server.port], [server.pid], big, wire=peer.wire)).metrics
 
@@ -198,10 +202,16 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=False)
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
 _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
-_FANOUT_METRICS = (
+_FANOUT_RATE = (
     Metric("deliveries_per_s", "deliveries/s", True),
     Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
+    Metric("p50_ms", "publish-to-last p50 ms", False, ",.2f"),
+    Metric("p99_ms", "publish-to-last p99 ms", False, ",.2f"),
     Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+)
+"""The fan-out method's own metrics: rate, CPU per delivery, paced latency, losses."""
+_FANOUT_METRICS = (
+    *_FANOUT_RATE,
     _SERVER_CPU,
     _GEN_CPU,
     _OTHER_CPU,
@@ -230,7 +240,10 @@ SCENARIOS: dict[str, Scenario] = {
             "{fanout_clients} connections on /fanout, one of which publishes; "
             "{fanout_bursts} timed bursts of {fanout_burst} {fanout_size}-byte messages after "
             "{fanout_warmup_bursts} warm-up burst, each burst drained before the next. "
-            "CPU = server utime+stime per delivery; lost = messages some client never got.",
+            "CPU = server utime+stime per delivery. Then, on the same connections, {fanout_paced} "
+            "messages published one at a time, each once every client has the previous one: "
+            "publish-to-last p50/p99 = ms from the publisher's write to the last client receiving it "
+            "(lower is better; CPU columns cover the bursts only). lost = messages some client never got.",
             _FANOUT_METRICS,
             fanout,
         ),
@@ -239,7 +252,8 @@ SCENARIOS: dict[str, Scenario] = {
             "Fan-out to 10,000",
             "The Fan-out method with {fanout_10k_clients} connections on /fanout, one of which publishes: "
             "{fanout_10k_bursts} timed bursts of {fanout_10k_burst} {fanout_size}-byte messages after "
-            "{fanout_warmup_bursts} warm-up burst. One round only; a peer that does not finish within "
+            "{fanout_warmup_bursts} warm-up burst, then {fanout_10k_paced} paced messages for the "
+            "publish-to-last-delivery percentiles. One round only; a peer that does not finish within "
             "{fanout_10k_limit:g} s (connecting included) is reported as skipped.",
             _FANOUT_METRICS,
             fanout_10k,
@@ -277,7 +291,9 @@ SCENARIOS: dict[str, Scenario] = {
             "Fan-out across nodes (Redis)",
             "The Fan-out method with the {fanout_clients} /fanout connections spread evenly over the nodes "
             "and the publisher on the first node: {fanout_bursts} timed bursts of {fanout_burst} "
-            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst. `1 node` is plain "
+            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst, then {fanout_paced} "
+            "paced messages for the publish-to-last-delivery percentiles (ms, the last client on any "
+            "node). `1 node` is plain "
             "hubbub (in-memory broker, the Fan-out command); `+ Redis` setups run "
             "`hubbub run examples/echo.py:app --broker redis://127.0.0.1:P/0?namespace=bench` against a "
             'private redis-server started for the cell (`--save "" --appendonly no`). Pinned as Fan-out: '
@@ -286,9 +302,7 @@ SCENARIOS: dict[str, Scenario] = {
             "column (left out of server and other); lost = messages some client never got (must be 0). "
             "Target: 2 nodes at least 0.5x the deliveries/s of 1 node.",
             (
-                Metric("deliveries_per_s", "deliveries/s", True),
-                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
-                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+                *_FANOUT_RATE,
                 _SERVER_CPU,
                 Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False),
                 _GEN_CPU,
