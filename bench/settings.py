@@ -40,7 +40,8 @@ class Settings:
     """Round trips sent and thrown away before the timed ones."""
     latency_round_trips: int = 5000
     # idle memory
-    idle_connections: int = 5000
+    idle_connections: int = 10_000
+    """Held open at once: the peer and the load generator each need that many open files."""
     idle_settle_max: float = 5.0
     # general
     connect_concurrency: int = 64
