@@ -245,7 +245,13 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 async def latency(
-    port: int, server_pids: Sequence[int], s: Settings, *, raw_tcp: bool = False, wire: Wire = PLAIN
+    port: int,
+    server_pids: Sequence[int],
+    s: Settings,
+    *,
+    raw_tcp: bool = False,
+    helpers: Sequence[int] = (),
+    wire: Wire = PLAIN,
 ) -> Measured:
     """One connection, one ``echo_size``-byte message at a time: round-trip percentiles in µs.
 
@@ -263,11 +269,11 @@ async def latency(
         )  # fmt: skip
     try:
         for count in (s.latency_warmup, s.latency_round_trips):
-            cpu0 = CpuSnapshot.take(*server_pids)
+            cpu0 = CpuSnapshot.take(*server_pids, helpers=helpers)
             done = client.laps.arm(count)
             client.send()
             await asyncio.wait_for(done, 10 + count / 500)
-            cpu1 = CpuSnapshot.take(*server_pids)
+            cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
     finally:
         client.close()
     us = [ns / 1000 for ns in client.laps.samples]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bench import deploy, loadgen, measure, scaleout
+from bench import deploy, loadgen, measure, procfs, scaleout
 from bench.deploy import Deployment, Setup
 from bench.measure import text_payload
 from bench.peers import Peer
@@ -100,12 +100,19 @@ class SetupScenario(Scenario):
         return self.setups[0].name
 
 
+def _helpers(server: Server, peer: Peer) -> list[int]:
+    """PIDs of the processes serving the peer (its children), if it has any: their CPU is reported apart."""
+    return [child.pid for child in procfs.children(server.pid)] if peer.helpers else []
+
+
 # --------------------------------------------------------------------- echo
 
 
 async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Pipelined echo: round trips/s over a fixed window after a warm-up."""
-    return (await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    measured = await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, helpers=helpers, wire=peer.wire)
+    return measured.metrics
 
 
 # ------------------------------------------------------------------- fan-out
@@ -113,7 +120,8 @@ async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 
 async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Bursts from one publisher to every /fanout client: rate, CPU cost, losses; paced latency."""
-    return (await measure.fanout([server.port], [server.pid], s, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    return (await measure.fanout([server.port], [server.pid], s, helpers=helpers, wire=peer.wire)).metrics
 
 
 async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
@@ -125,7 +133,8 @@ async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float
         fanout_bursts=s.fanout_10k_bursts,
         fanout_paced=s.fanout_10k_paced,
     )
-    return (await measure.fanout([server.port], [server.pid], big, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    return (await measure.fanout([server.port], [server.pid], big, helpers=helpers, wire=peer.wire)).metrics
 
 
 # ------------------------------------------------------------------- latency
@@ -133,7 +142,11 @@ async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float
 
 async def latency(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """One connection, one message at a time: round-trip p50 and p99."""
-    return (await measure.latency(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    measured = await measure.latency(
+        server.port, [server.pid], s, raw_tcp=peer.raw_tcp, helpers=helpers, wire=peer.wire
+    )
+    return measured.metrics
 
 
 # --------------------------------------------------------------- idle memory
@@ -202,6 +215,8 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=False)
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
 _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
+_REDIS_CPU = Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False)
+"""redis-server's CPU where a peer or setup has one; left out of server and other CPU."""
 _FANOUT_RATE = (
     Metric("deliveries_per_s", "deliveries/s", True),
     Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
@@ -213,6 +228,7 @@ _FANOUT_RATE = (
 _FANOUT_METRICS = (
     *_FANOUT_RATE,
     _SERVER_CPU,
+    _REDIS_CPU,
     _GEN_CPU,
     _OTHER_CPU,
 )
@@ -225,10 +241,13 @@ SCENARIOS: dict[str, Scenario] = {
             "Echo throughput",
             "{echo_connections} connections x {echo_depth} pipelined {echo_size}-byte text "
             "messages; round trips/s over {echo_window:g} s after {echo_warmup:g} s warm-up. "
-            "raw_tcp is a plain TCP echo of the same frames: the load generator's ceiling.",
+            "raw_tcp is a plain TCP echo of the same frames: the load generator's ceiling. hubbub_redis is "
+            "hubbub with a private redis-server as its broker; `redis CPU %` is that redis-server's, "
+            "counted in neither server nor other CPU.",
             (
                 Metric("round_trips_per_s", "round trips/s", True),
                 _SERVER_CPU,
+                _REDIS_CPU,
                 _GEN_CPU,
                 _OTHER_CPU,
             ),
@@ -270,6 +289,7 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("p50_us", "p50 µs", False, ",.1f"),
                 Metric("p99_us", "p99 µs", False, ",.1f"),
                 _SERVER_CPU,
+                _REDIS_CPU,
                 _OTHER_CPU,
             ),
             latency,
@@ -304,7 +324,7 @@ SCENARIOS: dict[str, Scenario] = {
             (
                 *_FANOUT_RATE,
                 _SERVER_CPU,
-                Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False),
+                _REDIS_CPU,
                 _GEN_CPU,
                 _OTHER_CPU,
             ),
