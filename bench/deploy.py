@@ -102,16 +102,25 @@ def _cpus(plan: CpuPlan, pinned: bool) -> frozenset[int] | None:
     return plan.server if pinned else plan.allowed
 
 
+def redis_command(port: int, workdir: str) -> list[str]:
+    """A private redis-server on 127.0.0.1:``port`` that keeps nothing on disk (``workdir``: its directory)."""
+    return [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", workdir, "--loglevel", "warning",
+    ]  # fmt: skip
+
+
+def broker_url(redis_port: int) -> str:
+    """The ``--broker`` URL of the Redis on ``redis_port``, in the bench namespace."""
+    return f"redis://127.0.0.1:{redis_port}/0?namespace={NAMESPACE}"
+
+
 def _start_redis(procs: ProcessSet, cpus: frozenset[int] | None, s: Settings) -> tuple[Server, str]:
     """A private redis-server on a free port that keeps nothing on disk."""
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    argv = [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", workdir, "--loglevel", "warning",
-    ]  # fmt: skip
     try:
-        return procs.start("redis-server", argv, port, s.start_timeout, cpus), workdir
+        return procs.start("redis-server", redis_command(port, workdir), port, s.start_timeout, cpus), workdir
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -119,10 +128,9 @@ def _start_redis(procs: ProcessSet, cpus: frozenset[int] | None, s: Settings) ->
 
 def node_command(port: int, redis_port: int, *extra: str) -> list[str]:
     """``python -m hubbub run`` of the bench app on ``port``, brokered by the Redis on ``redis_port``."""
-    broker = f"redis://127.0.0.1:{redis_port}/0?namespace={NAMESPACE}"
     return [
         sys.executable, "-m", "hubbub", "run", APP, "--host", "127.0.0.1", "--port", str(port),
-        "--broker", broker, "--log-level", "warning", *extra,
+        "--broker", broker_url(redis_port), "--log-level", "warning", *extra,
     ]  # fmt: skip
 
 

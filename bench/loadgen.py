@@ -305,6 +305,7 @@ class Barrier:
         self.expected = 0
         self.waiting = 0
         self.done_at = 0.0
+        """``time.perf_counter()`` when the last client arrived (uvloop's ``loop.time()`` ticks in whole ms)."""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def reset(self, expected: int, clients: Sequence[FanoutClient]) -> None:
@@ -326,7 +327,7 @@ class Barrier:
 
     def arrive_all(self) -> None:
         """Record the completion time and wake the waiter."""
-        self.done_at = asyncio.get_running_loop().time()
+        self.done_at = time.perf_counter()
         if not self.done.done():
             self.done.set_result(None)
 

@@ -136,6 +136,33 @@ async def _await_burst(barrier: loadgen.Barrier, clients: list[loadgen.FanoutCli
             last = total
 
 
+async def _paced(
+    pub: loadgen.FanoutClient,
+    clients: list[loadgen.FanoutClient],
+    barrier: loadgen.Barrier,
+    expected: int,
+    s: Settings,
+    wire: Wire,
+    laps_ms: list[float],
+) -> int:
+    """Publish ``fanout_paced`` messages one at a time, appending each publish-to-last-delivery time.
+
+    Each message is written once every client has the previous one; the series
+    stops at the first stall. Returns the number of messages every client should
+    now have received.
+    """
+    frame = wire.frame("fanout", text_payload(s.fanout_size, "paced:"))
+    for _ in range(s.fanout_paced):
+        expected += 1
+        barrier.reset(expected, clients)
+        t0 = time.perf_counter()
+        pub.transport.write(frame)
+        if not await _await_burst(barrier, clients, s.fanout_stall):
+            break
+        laps_ms.append(1000 * (barrier.done_at - t0))
+    return expected
+
+
 async def fanout(
     ports: Sequence[int],
     server_pids: Sequence[int],
@@ -144,10 +171,14 @@ async def fanout(
     helpers: Sequence[int] = (),
     wire: Wire = PLAIN,
 ) -> Measured:
-    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses.
+    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses; then paced latency.
 
     The ``fanout_clients`` connections are spread evenly over ``ports`` (one per
-    node); the publisher is the first connection on the first port.
+    node); the publisher is the first connection on the first port. After the
+    bursts, on the same connections, ``fanout_paced`` messages are published one
+    at a time, each once every client has the one before: publish-to-last-delivery
+    percentiles in ms. A stall ends the bursts or the paced series; every message
+    some client never got counts as lost.
     """
     barrier = loadgen.Barrier()
     clients: list[loadgen.FanoutClient] = []
@@ -169,13 +200,12 @@ async def fanout(
         timed = 0.0
         completed = 0
         cpu0 = cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
-        loop = asyncio.get_running_loop()
         for k in range(s.fanout_warmup_bursts + s.fanout_bursts):
             if k == s.fanout_warmup_bursts:
                 cpu0 = CpuSnapshot.take(*server_pids, helpers=helpers)
             expected += s.fanout_burst
             barrier.reset(expected, clients)
-            t0 = loop.time()
+            t0 = time.perf_counter()
             pub.transport.write(burst)
             if not await _await_burst(barrier, clients, s.fanout_stall):
                 break
@@ -183,7 +213,10 @@ async def fanout(
                 timed += barrier.done_at - t0
                 completed += 1
         cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
-        if completed < s.fanout_bursts:
+        paced_ms: list[float] = []
+        if completed == s.fanout_bursts:
+            expected = await _paced(pub, clients, barrier, expected, s, wire, paced_ms)
+        if completed < s.fanout_bursts or len(paced_ms) < s.fanout_paced:
             await _quiet(clients, 0.5)
         lost = sum(max(0, expected - c.received) for c in clients)
         extra = sum(max(0, c.received - expected) for c in clients)
@@ -194,6 +227,8 @@ async def fanout(
     metrics = {
         "deliveries_per_s": deliveries / timed if timed else nan,
         "cpu_us_per_delivery": 1e6 * (cpu1.server - cpu0.server) / deliveries if deliveries else nan,
+        "p50_ms": percentile(paced_ms, 50) if len(paced_ms) > 1 else nan,
+        "p99_ms": percentile(paced_ms, 99) if len(paced_ms) > 1 else nan,
         "lost": float(lost),
         "duplicated": float(extra),
         **(cpu1.usage_since(cpu0) if cpu1.wall > cpu0.wall else {}),
@@ -210,7 +245,13 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 async def latency(
-    port: int, server_pids: Sequence[int], s: Settings, *, raw_tcp: bool = False, wire: Wire = PLAIN
+    port: int,
+    server_pids: Sequence[int],
+    s: Settings,
+    *,
+    raw_tcp: bool = False,
+    helpers: Sequence[int] = (),
+    wire: Wire = PLAIN,
 ) -> Measured:
     """One connection, one ``echo_size``-byte message at a time: round-trip percentiles in µs.
 
@@ -228,11 +269,11 @@ async def latency(
         )  # fmt: skip
     try:
         for count in (s.latency_warmup, s.latency_round_trips):
-            cpu0 = CpuSnapshot.take(*server_pids)
+            cpu0 = CpuSnapshot.take(*server_pids, helpers=helpers)
             done = client.laps.arm(count)
             client.send()
             await asyncio.wait_for(done, 10 + count / 500)
-            cpu1 = CpuSnapshot.take(*server_pids)
+            cpu1 = CpuSnapshot.take(*server_pids, helpers=helpers)
     finally:
         client.close()
     us = [ns / 1000 for ns in client.laps.samples]

@@ -170,15 +170,23 @@ class CpuSnapshot:
         return usage
 
 
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when its parent exits (``PR_SET_PDEATHSIG``).
+
+    Meant for a child between fork and exec; does nothing where prctl is unavailable.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
     """What a peer does between fork and exec: pin itself, die with the harness."""
 
     def setup() -> None:
         if cpus is not None:
             os.sched_setaffinity(0, cpus)  # before exec: every later thread inherits it
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        die_with_parent()
 
     return setup
 

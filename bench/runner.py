@@ -84,11 +84,11 @@ def run(
                         if server.proc.poll() is not None:
                             raise RuntimeError(f"peer exited with code {server.proc.returncode}")
                         results.add(sc.name, peer.name, Cell(rnd, metrics=metrics))
-                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} {_shown(sc, metrics)}")
+                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<12} {_shown(sc, metrics)}")
                     except Exception as e:  # any failure is a result
                         results.add(sc.name, peer.name, Cell(rnd, error=_one_line(e)))
                         failed = "" if isinstance(e, Skipped) else "FAILED "
-                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<11} {failed}{_one_line(e)}")
+                        log(f"[round {rnd}] {sc.name:<6} {peer.name:<12} {failed}{_one_line(e)}")
                     finally:
                         procs.stop(server)
                     sys.stdout.flush()

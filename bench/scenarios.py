@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bench import deploy, loadgen, measure, scaleout
+from bench import deploy, loadgen, measure, procfs, scaleout
 from bench.deploy import Deployment, Setup
 from bench.measure import text_payload
 from bench.peers import Peer
@@ -100,28 +100,41 @@ class SetupScenario(Scenario):
         return self.setups[0].name
 
 
+def _helpers(server: Server, peer: Peer) -> list[int]:
+    """PIDs of the processes serving the peer (its children), if it has any: their CPU is reported apart."""
+    return [child.pid for child in procfs.children(server.pid)] if peer.helpers else []
+
+
 # --------------------------------------------------------------------- echo
 
 
 async def echo(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """Pipelined echo: round trips/s over a fixed window after a warm-up."""
-    return (await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    measured = await measure.echo(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, helpers=helpers, wire=peer.wire)
+    return measured.metrics
 
 
 # ------------------------------------------------------------------- fan-out
 
 
 async def fanout(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
-    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses."""
-    return (await measure.fanout([server.port], [server.pid], s, wire=peer.wire)).metrics
+    """Bursts from one publisher to every /fanout client: rate, CPU cost, losses; paced latency."""
+    helpers = _helpers(server, peer)
+    return (await measure.fanout([server.port], [server.pid], s, helpers=helpers, wire=peer.wire)).metrics
 
 
 async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """The fan-out method with ``fanout_10k_clients`` subscribers and smaller bursts."""
     big = replace(
-        s, fanout_clients=s.fanout_10k_clients, fanout_burst=s.fanout_10k_burst, fanout_bursts=s.fanout_10k_bursts
+        s,
+        fanout_clients=s.fanout_10k_clients,
+        fanout_burst=s.fanout_10k_burst,
+        fanout_bursts=s.fanout_10k_bursts,
+        fanout_paced=s.fanout_10k_paced,
     )
-    return (await measure.fanout([server.port], [server.pid], big, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    return (await measure.fanout([server.port], [server.pid], big, helpers=helpers, wire=peer.wire)).metrics
 
 
 # ------------------------------------------------------------------- latency
@@ -129,7 +142,11 @@ async def fanout_10k(server: Server, peer: Peer, s: Settings) -> dict[str, float
 
 async def latency(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """One connection, one message at a time: round-trip p50 and p99."""
-    return (await measure.latency(server.port, [server.pid], s, raw_tcp=peer.raw_tcp, wire=peer.wire)).metrics
+    helpers = _helpers(server, peer)
+    measured = await measure.latency(
+        server.port, [server.pid], s, raw_tcp=peer.raw_tcp, helpers=helpers, wire=peer.wire
+    )
+    return measured.metrics
 
 
 # --------------------------------------------------------------- idle memory
@@ -198,11 +215,20 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
 _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=False)
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
 _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
-_FANOUT_METRICS = (
+_REDIS_CPU = Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False)
+"""redis-server's CPU where a peer or setup has one; left out of server and other CPU."""
+_FANOUT_RATE = (
     Metric("deliveries_per_s", "deliveries/s", True),
     Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
+    Metric("p50_ms", "publish-to-last p50 ms", False, ",.2f"),
+    Metric("p99_ms", "publish-to-last p99 ms", False, ",.2f"),
     Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+)
+"""The fan-out method's own metrics: rate, CPU per delivery, paced latency, losses."""
+_FANOUT_METRICS = (
+    *_FANOUT_RATE,
     _SERVER_CPU,
+    _REDIS_CPU,
     _GEN_CPU,
     _OTHER_CPU,
 )
@@ -215,10 +241,13 @@ SCENARIOS: dict[str, Scenario] = {
             "Echo throughput",
             "{echo_connections} connections x {echo_depth} pipelined {echo_size}-byte text "
             "messages; round trips/s over {echo_window:g} s after {echo_warmup:g} s warm-up. "
-            "raw_tcp is a plain TCP echo of the same frames: the load generator's ceiling.",
+            "raw_tcp is a plain TCP echo of the same frames: the load generator's ceiling. hubbub_redis is "
+            "hubbub with a private redis-server as its broker; `redis CPU %` is that redis-server's, "
+            "counted in neither server nor other CPU.",
             (
                 Metric("round_trips_per_s", "round trips/s", True),
                 _SERVER_CPU,
+                _REDIS_CPU,
                 _GEN_CPU,
                 _OTHER_CPU,
             ),
@@ -230,7 +259,10 @@ SCENARIOS: dict[str, Scenario] = {
             "{fanout_clients} connections on /fanout, one of which publishes; "
             "{fanout_bursts} timed bursts of {fanout_burst} {fanout_size}-byte messages after "
             "{fanout_warmup_bursts} warm-up burst, each burst drained before the next. "
-            "CPU = server utime+stime per delivery; lost = messages some client never got.",
+            "CPU = server utime+stime per delivery. Then, on the same connections, {fanout_paced} "
+            "messages published one at a time, each once every client has the previous one: "
+            "publish-to-last p50/p99 = ms from the publisher's write to the last client receiving it "
+            "(lower is better; CPU columns cover the bursts only). lost = messages some client never got.",
             _FANOUT_METRICS,
             fanout,
         ),
@@ -239,7 +271,8 @@ SCENARIOS: dict[str, Scenario] = {
             "Fan-out to 10,000",
             "The Fan-out method with {fanout_10k_clients} connections on /fanout, one of which publishes: "
             "{fanout_10k_bursts} timed bursts of {fanout_10k_burst} {fanout_size}-byte messages after "
-            "{fanout_warmup_bursts} warm-up burst. One round only; a peer that does not finish within "
+            "{fanout_warmup_bursts} warm-up burst, then {fanout_10k_paced} paced messages for the "
+            "publish-to-last-delivery percentiles. One round only; a peer that does not finish within "
             "{fanout_10k_limit:g} s (connecting included) is reported as skipped.",
             _FANOUT_METRICS,
             fanout_10k,
@@ -256,6 +289,7 @@ SCENARIOS: dict[str, Scenario] = {
                 Metric("p50_us", "p50 µs", False, ",.1f"),
                 Metric("p99_us", "p99 µs", False, ",.1f"),
                 _SERVER_CPU,
+                _REDIS_CPU,
                 _OTHER_CPU,
             ),
             latency,
@@ -277,7 +311,9 @@ SCENARIOS: dict[str, Scenario] = {
             "Fan-out across nodes (Redis)",
             "The Fan-out method with the {fanout_clients} /fanout connections spread evenly over the nodes "
             "and the publisher on the first node: {fanout_bursts} timed bursts of {fanout_burst} "
-            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst. `1 node` is plain "
+            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst, then {fanout_paced} "
+            "paced messages for the publish-to-last-delivery percentiles (ms, the last client on any "
+            "node). `1 node` is plain "
             "hubbub (in-memory broker, the Fan-out command); `+ Redis` setups run "
             "`hubbub run examples/echo.py:app --broker redis://127.0.0.1:P/0?namespace=bench` against a "
             'private redis-server started for the cell (`--save "" --appendonly no`). Pinned as Fan-out: '
@@ -286,11 +322,9 @@ SCENARIOS: dict[str, Scenario] = {
             "column (left out of server and other); lost = messages some client never got (must be 0). "
             "Target: 2 nodes at least 0.5x the deliveries/s of 1 node.",
             (
-                Metric("deliveries_per_s", "deliveries/s", True),
-                Metric("cpu_us_per_delivery", "server CPU µs/delivery", False, ".2f"),
-                Metric("lost", "lost", False, ",.0f", compare=False, total=True),
+                *_FANOUT_RATE,
                 _SERVER_CPU,
-                Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False),
+                _REDIS_CPU,
                 _GEN_CPU,
                 _OTHER_CPU,
             ),

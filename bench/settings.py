@@ -26,10 +26,13 @@ class Settings:
     fanout_size: int = 64
     fanout_stall: float = 5.0
     """Give up on a burst after this long without any delivery (then count losses)."""
+    fanout_paced: int = 100
+    """Messages published one at a time after the bursts, for publish-to-last-delivery latency."""
     # fan-out to 10,000 subscribers (one round; bursts kept small so slow peers finish)
     fanout_10k_clients: int = 10_000
     fanout_10k_burst: int = 10
     fanout_10k_bursts: int = 2
+    fanout_10k_paced: int = 20
     fanout_10k_limit: float = 90.0
     """Time limit for one peer's cell; a peer over it is reported as skipped."""
     # latency
@@ -37,7 +40,8 @@ class Settings:
     """Round trips sent and thrown away before the timed ones."""
     latency_round_trips: int = 5000
     # idle memory
-    idle_connections: int = 5000
+    idle_connections: int = 10_000
+    """Held open at once: the peer and the load generator each need that many open files."""
     idle_settle_max: float = 5.0
     # general
     connect_concurrency: int = 64
@@ -59,6 +63,8 @@ QUICK = replace(
     fanout_10k_clients=2000,
     fanout_10k_burst=5,
     fanout_10k_bursts=1,
+    fanout_paced=30,
+    fanout_10k_paced=10,
     fanout_10k_limit=45.0,
     latency_warmup=200,
     latency_round_trips=2000,

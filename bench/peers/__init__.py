@@ -32,6 +32,8 @@ class Peer:
     """True for a plain TCP echo (no WebSocket handshake, no framing)."""
     socketio: bool = False
     """True for a Socket.IO server (Engine.IO v4 over WebSocket)."""
+    helpers: bool = False
+    """True if the peer's child processes serve it (redis-server): their CPU is reported apart."""
 
     @property
     def wire(self) -> Wire:
@@ -62,6 +64,7 @@ PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
         Peer("hubbub", hubbub),
+        Peer("hubbub_redis", module("hubbub_redis"), helpers=True),
         Peer("websockets", module("websockets_server")),
         Peer("aiohttp", module("aiohttp_server")),
         Peer("picows", module("picows_server")),
