@@ -121,8 +121,12 @@ class WsClient(Client):
     def on_messages(self, n: int) -> None:
         """Called with the number of data messages just completed."""
 
+    def on_control(self, opcode: int, payload: bytes) -> None:
+        """Called with each control frame before it is answered (a ping with a pong, a close with a close)."""
+
     def _on_controls(self, controls: list[tuple[int, bytes]]) -> None:
         for opcode, payload in controls:
+            self.on_control(opcode, payload)
             if opcode == wsframe.OP_PING:
                 self.transport.write(wsframe.client_frame(payload, wsframe.OP_PONG))
             elif opcode == wsframe.OP_CLOSE and not self.closed:
@@ -340,12 +344,15 @@ async def open_many(
     count: int,
     concurrency: int = 64,
     timeout: float | None = None,
+    local_addr: tuple[str, int] | None = None,
 ) -> list[P]:
     """Open ``count`` connections to 127.0.0.1:``port``, ``concurrency`` at a time.
 
     Returns once every one is connected (and upgraded, for WebSocket clients);
     on any failure closes those opened so far and raises. The default
-    ``timeout`` allows 10 s plus 5 ms per connection.
+    ``timeout`` allows 10 s plus 5 ms per connection. ``local_addr`` binds each
+    connection first (e.g. ``("127.0.0.2", 0)``: another source address, with
+    its own ephemeral ports).
     """
     if timeout is None:
         timeout = 10 + count / 200
@@ -356,7 +363,7 @@ async def open_many(
     async def one() -> None:
         async with sem:
             proto = factory()
-            await loop.create_connection(lambda: proto, HOST, port)
+            await loop.create_connection(lambda: proto, HOST, port, local_addr=local_addr)
             opened.append(proto)
             await proto.upgraded
 
