@@ -1,4 +1,4 @@
-"""A client process of the hold scenario: holds idle /echo connections and counts the pings they get.
+"""The hold scenario's client process (idle /echo connections, their pings counted) and the harness's end of it.
 
 Started by the harness (:mod:`bench.hold`), pinned to the load-generator CPU::
 
@@ -16,14 +16,17 @@ It reads one command per line on stdin and answers each with one JSON line on st
 - ``close``: close every connection (close frame, then TCP), answer ``{"closed": n}`` and exit.
 
 A failure is answered with ``{"error": "..."}``. The process closes everything and exits by
-itself when stdin ends (the harness went away) or after ``--max-seconds``.
+itself when stdin ends (the harness went away) or after ``--max-seconds``. :class:`Loader`
+is the harness's handle on one such process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -158,6 +161,73 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     raise_nofile_limit()
     return int(uvloop.run(serve(args)))
+
+
+# ------------------------------------------------------- the harness's end
+
+
+class Loader:
+    """The harness's end of one :mod:`bench.holdclient` process: commands down stdin, JSON replies up stdout."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], address: str) -> None:
+        self.proc = proc
+        self.address = address
+        self._buffer = b""
+        self._replies: asyncio.Queue[dict[str, Any]] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The client process's id."""
+        return self.proc.pid
+
+    def _stdout(self) -> int:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def attach(self) -> None:
+        """Read replies on the running event loop (the pipe stays owned by ``proc``)."""
+        self._replies = asyncio.Queue()
+        os.set_blocking(self._stdout(), False)
+        asyncio.get_running_loop().add_reader(self._stdout(), self._readable)
+
+    def detach(self) -> None:
+        """Stop reading replies."""
+        if self._replies is not None and self.proc.stdout is not None and not self.proc.stdout.closed:
+            asyncio.get_running_loop().remove_reader(self._stdout())
+        self._replies = None
+
+    def _readable(self) -> None:
+        assert self._replies is not None
+        try:
+            data = os.read(self._stdout(), 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            asyncio.get_running_loop().remove_reader(self._stdout())
+            self._replies.put_nowait({"error": "exited"})
+            return
+        *lines, self._buffer = (self._buffer + data).split(b"\n")
+        for line in lines:
+            self._replies.put_nowait(orjson.loads(line))
+
+    async def ask(self, command: str, timeout: float) -> dict[str, Any]:
+        """Send ``command``, return its reply; RuntimeError on an error reply, a closed pipe or no reply in time."""
+        assert self._replies is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(command.encode() + b"\n")
+            self.proc.stdin.flush()
+            reply = await asyncio.wait_for(self._replies.get(), timeout)
+        except (BrokenPipeError, TimeoutError) as e:
+            why = f"no reply within {timeout:g} s" if isinstance(e, TimeoutError) else "exited"
+            raise RuntimeError(f"client {self.address}: {command}: {why}") from None
+        if "error" in reply:
+            raise RuntimeError(f"client {self.address}: {command}: {reply['error']}")
+        return reply
+
+
+async def ask_all(loaders: list[Loader], command: str, timeout: float) -> list[dict[str, Any]]:
+    """``command`` to every client process at once; their replies in order."""
+    return list(await asyncio.gather(*(loader.ask(command, timeout) for loader in loaders)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ it counts as upgraded, and answers Engine.IO pings.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
@@ -350,9 +351,9 @@ async def open_many(
 
     Returns once every one is connected (and upgraded, for WebSocket clients);
     on any failure closes those opened so far and raises. The default
-    ``timeout`` allows 10 s plus 5 ms per connection. ``local_addr`` binds each
-    connection first (e.g. ``("127.0.0.2", 0)``: another source address, with
-    its own ephemeral ports).
+    ``timeout`` allows 10 s plus 5 ms per connection. ``local_addr`` is the
+    source address of every connection (e.g. ``("127.0.0.2", 0)``), with its
+    own ephemeral ports (see :func:`connect_from`).
     """
     if timeout is None:
         timeout = 10 + count / 200
@@ -363,7 +364,10 @@ async def open_many(
     async def one() -> None:
         async with sem:
             proto = factory()
-            await loop.create_connection(lambda: proto, HOST, port, local_addr=local_addr)
+            if local_addr is None:
+                await loop.create_connection(lambda: proto, HOST, port)
+            else:
+                await connect_from(local_addr, lambda: proto, port)
             opened.append(proto)
             await proto.upgraded
 
@@ -376,6 +380,30 @@ async def open_many(
         close_all(opened)
         raise
     return opened
+
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+async def connect_from(local_addr: tuple[str, int], factory: Callable[[], Client], port: int) -> None:
+    """Connect a ``factory`` protocol to 127.0.0.1:``port`` from ``local_addr``.
+
+    The socket is bound with IP_BIND_ADDRESS_NO_PORT, so the ephemeral port is
+    chosen at connect time for this destination: a plain ``bind(addr, 0)``
+    would refuse every port still in TIME_WAIT from an earlier run (and slow to
+    a few hundred binds/s as they run out).
+    """
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind(local_addr)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (HOST, port))
+        await loop.create_connection(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def close_all(protos: Sequence[Client]) -> None:
