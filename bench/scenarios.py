@@ -50,6 +50,8 @@ class Scenario:
     """Run only in the first this many rounds (None: every round)."""
     time_limit: str | None = field(default=None, kw_only=True)
     """Settings field bounding one cell of this scenario (None: ``cell_timeout``)."""
+    note: Callable[[dict[str, float]], str] | None = field(default=None, kw_only=True)
+    """A line the report prints under the table for each row, from a cell's metrics (None: none)."""
 
     def rounds(self, s: Settings) -> int:
         """How many rounds this scenario runs in."""
@@ -311,7 +313,7 @@ SCENARIOS: dict[str, Scenario] = {
         SetupScenario(
             "hold",
             "Holding idle connections with heartbeats",
-            "Target: {hold_connections} idle upgraded /echo connections on one hubbub process, "
+            "Target: {hold_connections:,} idle upgraded /echo connections on one hubbub process, "
             f"`hubbub run {hold.APP}` (ping_interval {PING_INTERVAL:g} s, ping_timeout {PING_TIMEOUT:g} s: the "
             "server pings every connection silent that long). The count held is the target capped by the "
             "open-file limits (see the note under the table). The connections come from client processes of at "
@@ -340,6 +342,7 @@ SCENARIOS: dict[str, Scenario] = {
             (hold.SETUP,),
             hold.hold,
             time_limit="hold_limit",
+            note=hold.note,
         ),
     )
 }
