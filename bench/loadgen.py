@@ -14,6 +14,7 @@ it counts as upgraded, and answers Engine.IO pings.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
@@ -121,8 +122,12 @@ class WsClient(Client):
     def on_messages(self, n: int) -> None:
         """Called with the number of data messages just completed."""
 
+    def on_control(self, opcode: int, payload: bytes) -> None:
+        """Called with each control frame before it is answered (a ping with a pong, a close with a close)."""
+
     def _on_controls(self, controls: list[tuple[int, bytes]]) -> None:
         for opcode, payload in controls:
+            self.on_control(opcode, payload)
             if opcode == wsframe.OP_PING:
                 self.transport.write(wsframe.client_frame(payload, wsframe.OP_PONG))
             elif opcode == wsframe.OP_CLOSE and not self.closed:
@@ -341,12 +346,15 @@ async def open_many(
     count: int,
     concurrency: int = 64,
     timeout: float | None = None,
+    local_addr: tuple[str, int] | None = None,
 ) -> list[P]:
     """Open ``count`` connections to 127.0.0.1:``port``, ``concurrency`` at a time.
 
     Returns once every one is connected (and upgraded, for WebSocket clients);
     on any failure closes those opened so far and raises. The default
-    ``timeout`` allows 10 s plus 5 ms per connection.
+    ``timeout`` allows 10 s plus 5 ms per connection. ``local_addr`` is the
+    source address of every connection (e.g. ``("127.0.0.2", 0)``), with its
+    own ephemeral ports (see :func:`connect_from`).
     """
     if timeout is None:
         timeout = 10 + count / 200
@@ -357,7 +365,10 @@ async def open_many(
     async def one() -> None:
         async with sem:
             proto = factory()
-            await loop.create_connection(lambda: proto, HOST, port)
+            if local_addr is None:
+                await loop.create_connection(lambda: proto, HOST, port)
+            else:
+                await connect_from(local_addr, lambda: proto, port)
             opened.append(proto)
             await proto.upgraded
 
@@ -370,6 +381,30 @@ async def open_many(
         close_all(opened)
         raise
     return opened
+
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+async def connect_from(local_addr: tuple[str, int], factory: Callable[[], Client], port: int) -> None:
+    """Connect a ``factory`` protocol to 127.0.0.1:``port`` from ``local_addr``.
+
+    The socket is bound with IP_BIND_ADDRESS_NO_PORT, so the ephemeral port is
+    chosen at connect time for this destination: a plain ``bind(addr, 0)``
+    would refuse every port still in TIME_WAIT from an earlier run (and slow to
+    a few hundred binds/s as they run out).
+    """
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind(local_addr)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (HOST, port))
+        await loop.create_connection(factory, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def close_all(protos: Sequence[Client]) -> None:

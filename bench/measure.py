@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench import loadgen, wsframe
-from bench.procs import CpuSnapshot
+from bench.procs import CpuSnapshot, rss_kib
 from bench.settings import Settings
 from bench.wire import PLAIN, Wire
 
@@ -41,6 +41,19 @@ class Measured:
 def spread(total: int, parts: int) -> list[int]:
     """``total`` split into ``parts`` counts differing by at most one, largest first."""
     return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+async def settled_rss(pid: int, max_wait: float, step: float = 0.25) -> int:
+    """VmRSS of ``pid`` once two samples ``step`` apart differ by at most 64 KiB (or at max_wait), in KiB."""
+    deadline = time.monotonic() + max_wait
+    last = rss_kib(pid)
+    while time.monotonic() < deadline:
+        await asyncio.sleep(step)
+        now = rss_kib(pid)
+        if abs(now - last) <= 64:
+            return now
+        last = now
+    return last
 
 
 # --------------------------------------------------------------------- echo

@@ -1,8 +1,9 @@
 """Process trees and socket ownership, read from /proc (Linux).
 
 Used to see a ``--workers`` supervisor's children, to tell a process from a
-later one that reused its PID, and to count which process holds each TCP
-socket on a port (``/proc/net/tcp`` inodes matched against ``/proc/PID/fd``).
+later one that reused its PID, to count which process holds each TCP
+socket on a port (``/proc/net/tcp`` inodes matched against ``/proc/PID/fd``),
+and to read another process's open-file limit.
 """
 
 from __future__ import annotations
@@ -85,3 +86,16 @@ def sockets_by_pid(port: int, pids: list[int], state: str = TCP_ESTABLISHED) -> 
     """How many TCP sockets with local port ``port`` in ``state`` each of ``pids`` holds."""
     wanted = _tcp_inodes(port, state)
     return {pid: len(wanted & _socket_inodes(pid)) for pid in pids}
+
+
+def _limit(value: str) -> int:
+    return 1 << 62 if value == "unlimited" else int(value)
+
+
+def nofile_limits(pid: int) -> tuple[int, int]:
+    """Soft and hard RLIMIT_NOFILE of ``pid`` (from /proc/PID/limits; unlimited as a large number)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return _limit(soft), _limit(hard)
+    raise RuntimeError(f"no open-file limit for pid {pid}")

@@ -244,10 +244,8 @@ class ProcessSet:
         for pid in list(self._procs):
             self.stop_pid(pid)
 
-    def start(
-        self, name: str, argv: list[str], port: int, timeout: float = 20.0, cpus: frozenset[int] | None = None
-    ) -> Server:
-        """Start ``argv``, pin it (to ``cpus``, default the set's), wait for its port; StartError on failure."""
+    def _popen(self, name: str, argv: list[str], cpus: frozenset[int] | None, piped: bool) -> subprocess.Popen[bytes]:
+        """Start ``argv`` logging to ``name``.log (stderr only when ``piped``: stdin and stdout are pipes)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log: IO[bytes]
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -261,15 +259,29 @@ class ProcessSet:
                     argv,
                     cwd=self.cwd,
                     env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE if piped else log,
+                    stderr=log if piped else subprocess.STDOUT,
                     start_new_session=True,
                     preexec_fn=_child_setup(cpus if cpus is not None else self.cpus),
                 )
             except OSError as e:
                 raise StartError(str(e)) from e
         self._procs[proc.pid] = proc
+        return proc
+
+    def spawn(self, name: str, argv: list[str], cpus: frozenset[int] | None = None) -> subprocess.Popen[bytes]:
+        """Start a helper that talks over pipes (stdin and stdout; stderr to its log), pinned as ``start`` does.
+
+        It is stopped like every other process of the set.
+        """
+        return self._popen(name, argv, cpus, piped=True)
+
+    def start(
+        self, name: str, argv: list[str], port: int, timeout: float = 20.0, cpus: frozenset[int] | None = None
+    ) -> Server:
+        """Start ``argv``, pin it (to ``cpus``, default the set's), wait for its port; StartError on failure."""
+        proc = self._popen(name, argv, cpus, piped=False)
         try:
             wait_for_port(port, proc, timeout)
         except StartError:

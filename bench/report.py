@@ -137,6 +137,18 @@ def _description(run: Run, scenario: Scenario) -> str:
     return scenario.description.format(**dataclasses.asdict(run.settings))
 
 
+def notes(run: Run, scenario: Scenario) -> dict[str, list[str]]:
+    """The scenario's note lines per row: one per distinct note over the row's measured rounds."""
+    out: dict[str, list[str]] = {}
+    if scenario.note is None:
+        return out
+    for row, cells in run.results.cells.get(scenario.name, {}).items():
+        for cell in cells:
+            if cell.metrics and (line := scenario.note(cell.metrics)) not in out.get(row, []):
+                out.setdefault(row, []).append(line)
+    return out
+
+
 def console(run: Run) -> str:
     """Plain aligned tables for the terminal."""
     out: list[str] = []
@@ -147,6 +159,7 @@ def console(run: Run) -> str:
         for r in [header, *rows]:
             cells = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
             out.append("  ".join(cells))
+        out += [f"{row}: {line}" for row, lines in notes(run, sc).items() for line in lines]
     for peer, why in run.results.failed_peers.items():
         out.append(f"\n{peer}: failed to start: {why}")
     return "\n".join(out)
@@ -178,6 +191,10 @@ def markdown_block(run: Run) -> str:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
         lines += ["| " + " | ".join(r) + " |" for r in rows]
+        noted = notes(run, sc)
+        if noted:
+            lines.append("")
+            lines += [f"- {row}: {line}" for row, row_lines in noted.items() for line in row_lines]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -235,6 +252,8 @@ def to_json(run: Run) -> dict[str, Any]:
             "reference": ref,
             sc.row_label + "s": peers,
         }
+        if sc.note is not None:
+            scenarios[sc.name]["notes"] = notes(run, sc)
     return {
         "command": run.command,
         "date": run.date,

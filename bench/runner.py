@@ -140,7 +140,7 @@ def _setup_cell(
         return Cell(rnd, error=f"failed to start: {_one_line(e)}")
     cell: Cell
     try:
-        metrics = uvloop.run(asyncio.wait_for(sc.run(deployment, settings), settings.cell_timeout))
+        metrics = uvloop.run(asyncio.wait_for(sc.run(deployment, settings), sc.cell_timeout(settings)))
         deployment.check_alive()
         cell = Cell(rnd, metrics=metrics)
     except Exception as e:  # any failure is a result

@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
-from bench import deploy, loadgen, measure, procfs, scaleout
+from bench import deploy, hold, loadgen, measure, procfs, scaleout
+from bench.apps.hold import PING_INTERVAL, PING_TIMEOUT
 from bench.deploy import Deployment, Setup
 from bench.measure import text_payload
 from bench.peers import Peer
@@ -49,6 +50,8 @@ class Scenario:
     """Run only in the first this many rounds (None: every round)."""
     time_limit: str | None = field(default=None, kw_only=True)
     """Settings field bounding one cell of this scenario (None: ``cell_timeout``)."""
+    note: Callable[[dict[str, float]], str] | None = field(default=None, kw_only=True)
+    """A line the report prints under the table for each row, from a cell's metrics (None: none)."""
 
     def rounds(self, s: Settings) -> int:
         """How many rounds this scenario runs in."""
@@ -173,19 +176,6 @@ async def _warm_echo(server: Server, wire: Wire, s: Settings, n: int = 16) -> No
         loadgen.close_all(clients)
 
 
-async def _settled_rss(pid: int, max_wait: float, step: float = 0.25) -> int:
-    """VmRSS once two samples ``step`` apart differ by at most 64 KiB (or at max_wait)."""
-    deadline = time.monotonic() + max_wait
-    last = rss_kib(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(step)
-        now = rss_kib(pid)
-        if abs(now - last) <= 64:
-            return now
-        last = now
-    return last
-
-
 async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     """RSS growth per idle, upgraded /echo connection."""
     await _warm_echo(server, peer.wire, s)
@@ -199,7 +189,7 @@ async def idle(server: Server, peer: Peer, s: Settings) -> dict[str, float]:
     )  # fmt: skip
     connect_s = time.perf_counter() - t0
     try:
-        after = await _settled_rss(server.pid, s.idle_settle_max)
+        after = await measure.settled_rss(server.pid, s.idle_settle_max)
     finally:
         loadgen.close_all(clients)
     return {
@@ -353,6 +343,40 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             (deploy.workers(1), deploy.workers(2)),
             scaleout.workers_echo,
+        ),
+        SetupScenario(
+            "hold",
+            "Holding idle connections with heartbeats",
+            "Target: {hold_connections:,} idle upgraded /echo connections on one hubbub process, "
+            f"`hubbub run {hold.APP}` (ping_interval {PING_INTERVAL:g} s, ping_timeout {PING_TIMEOUT:g} s: the "
+            "server pings every connection silent that long). The count held is the target capped by the "
+            "open-file limits (see the note under the table). The connections come from client processes of at "
+            f"most {hold.PER_CLIENT_MAX:,} connections each, each bound to its own source address 127.0.0.2, "
+            "127.0.0.3, ..., opening {connect_concurrency} at a time; handshakes/s counts all of them. Once "
+            "the server's VmRSS settles they are held {hold_window:g} s: KiB/connection = VmRSS growth (from "
+            "before opening to the end of the window) / held; `min pings` = fewest pings one connection got in "
+            f"the window (under {hold.MIN_PINGS} fails the cell, and so does any connection closed by the server "
+            "or lost); server CPU % over the window is the heartbeat's cost; echo p99/max: one more /echo "
+            "connection sending one {echo_size}-byte message at a time, {hold_probe_interval:g} s apart, "
+            "through the window (does the ping sweep stall the server?). Pinned: the server on the server CPU, "
+            "the client processes and the probe on the load generator's.",
+            (
+                Metric("held", "held", True, ",.0f", compare=False),
+                Metric("target", "target", True, ",.0f", compare=False),
+                Metric("kib_per_connection", "KiB/connection", False, ".1f", compare=False),
+                Metric("handshakes_per_s", "handshakes/s", True, ",.0f", compare=False),
+                Metric("pings_min", "min pings", True, ".0f", compare=False),
+                Metric("server_closes", "closed by server", False, ",.0f", compare=False, total=True),
+                _SERVER_CPU,
+                Metric("echo_p99_ms", "echo p99 ms", False, ".2f", compare=False),
+                Metric("echo_max_ms", "echo max ms", False, ".1f", compare=False),
+                Metric("client_cpu_pct", "client CPU %", False, ".0f", compare=False),
+                _OTHER_CPU,
+            ),
+            (hold.SETUP,),
+            hold.hold,
+            time_limit="hold_limit",
+            note=hold.note,
         ),
     )
 }

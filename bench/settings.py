@@ -43,6 +43,16 @@ class Settings:
     idle_connections: int = 10_000
     """Held open at once: the peer and the load generator each need that many open files."""
     idle_settle_max: float = 5.0
+    # hold: many idle connections with the heartbeat running (bench.hold)
+    hold_connections: int = 100_000
+    """Target; the count actually held is capped by the open-file limits (see bench.hold.Plan)."""
+    hold_window: float = 15.0
+    """Seconds the connections are held and watched: two heartbeat rounds of bench/apps/hold.py
+    (a ping every ping_interval + one sweep tick, 6 s) with room to spare."""
+    hold_probe_interval: float = 0.01
+    """Pause between two round trips of the /echo probe during the hold window."""
+    hold_limit: float = 240.0
+    """Time limit for one hold cell, opening and closing the connections included."""
     # general
     connect_concurrency: int = 64
     """Connection attempts in flight while opening many (below listen backlogs)."""
@@ -70,4 +80,6 @@ QUICK = replace(
     latency_round_trips=2000,
     idle_connections=1000,
     idle_settle_max=2.0,
+    hold_connections=2000,
+    hold_limit=90.0,
 )
