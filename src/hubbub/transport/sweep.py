@@ -4,7 +4,7 @@ Heartbeats, idle timeouts and lifetimes are checked by visiting connections
 rather than by a timer each. A server with many connections would stall for a
 whole pass, and ping every silent connection in the same instant, if a tick
 visited them all at once; instead each pass is cut into slices spread evenly
-over the tick, so one slice is at most `SLICE` connections.
+over the tick, so one slice is at most `SLICE` connections (up to `SLICE * MAX_SLICES`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-SLICE = 2000
+SLICE = 250
 """Most connections visited in one go."""
-MAX_SLICES = 20
+MAX_SLICES = 100
 """A pass is cut into at most this many slices (bigger sets get bigger slices)."""
 
 
