@@ -41,6 +41,7 @@ try:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
+    from hubbub.broker.redis_batch import ScriptBatch
     from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
@@ -141,6 +142,7 @@ class RedisBroker(Broker):
         self._subscribed_event = asyncio.Event()
         self._confirmations: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._recovering = asyncio.Lock()
+        self._scripts = ScriptBatch(lambda: self._redis if self._connected else None)
 
     # ---- names -------------------------------------------------------------------
 
@@ -204,9 +206,10 @@ class RedisBroker(Broker):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if self._redis is not None:
+            await self._scripts.drain()
             with contextlib.suppress(RedisError, OSError):
-                for member in list(self._members.values()):
-                    await self.unregister(member, [])
+                members = list(self._members.values())
+                await asyncio.gather(*(self.unregister(member, []) for member in members))
                 await self._redis.zrem(f"{self.ns}:nodes", self.node_id)
                 await self._redis.delete(f"{self.ns}:conns:{self.node_id}")
             # Offline decisions still pending here are made by the other nodes' sweep (`SWEEP_LEAVING`).
@@ -478,9 +481,7 @@ class RedisBroker(Broker):
         if not self._connected or self._redis is None:
             return self._admit_offline(member)
         try:
-            result = await self._redis.eval(
-                lua.REGISTER, 0, *self._register_args(member, max_connections, max_per_user)
-            )
+            result = await self._scripts.call(lua.REGISTER, *self._register_args(member, max_connections, max_per_user))
         except (RedisError, OSError):
             return self._admit_offline(member)
         if result == -1:
@@ -525,9 +526,8 @@ class RedisBroker(Broker):
         token = uuid.uuid4().hex
         grace_ms = int(self.presence_grace * 1000)
         try:
-            result = await self._redis.eval(
+            result = await self._scripts.call(
                 lua.UNREGISTER,
-                0,
                 self.ns,
                 member.client_id,
                 self.node_id,
@@ -566,9 +566,8 @@ class RedisBroker(Broker):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
-        assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.eval(lua.JOIN, 0, self.ns, room, member.client_id, _member_blob(member))
+            await self._scripts.call(lua.JOIN, self.ns, room, member.client_id, _member_blob(member))
 
     @_in_task
     async def leave(self, room: str, member: Member) -> None:
@@ -576,9 +575,8 @@ class RedisBroker(Broker):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
-        assert self._redis is not None
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.eval(lua.LEAVE, 0, self.ns, room, member.client_id)
+            await self._scripts.call(lua.LEAVE, self.ns, room, member.client_id)
 
     async def _forget_local(self, room: str, client_id: str) -> None:
         local = self._local_rooms.get(room)
