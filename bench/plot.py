@@ -100,6 +100,7 @@ def draw(echo: Spread, fanout: dict[int, Spread], reference: str, caption: str, 
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(thousands)
         ax.set_ylabel("round trips/s (log scale)")
+        ax.tick_params(axis="x", labelrotation=20)
         fig.suptitle("Echo throughput (raw_tcp = load generator ceiling)")
         ax.set_title(caption + "; whiskers = min-max", fontsize=7, color="#555555")
         path = directory / ECHO_PNG
