@@ -376,9 +376,7 @@ class Connection:
         # Run the handler now, until it first waits: most never do, and cost no Task (see _eager).
         try:
             waiting_on = coro.send(None)
-        except StopIteration:
-            return
-        except Abort:
+        except (StopIteration, Abort):
             return
         except Exception as exc:
             self._log_failure(event, exc)

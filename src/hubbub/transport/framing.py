@@ -131,9 +131,9 @@ class MessageReader:
         self._f_mask: bytes | None = None
         self._f_left = 0
         self._f_offset = 0
-        self._f_control_parts: list[bytes] = []
+        self._f_control_parts: list[bytes] | None = None  # made per control frame: idle readers hold no lists
         self._m_opcode = 0
-        self._m_parts: list[Any] = []
+        self._m_parts: list[Any] | None = None
         self._m_size = 0
         self._m_decoder: codecs.IncrementalDecoder | None = None
         self._m_compressed = False
@@ -231,6 +231,8 @@ class MessageReader:
         self._f_mask = mask
         self._f_left = length
         self._f_offset = 0
+        if opcode >= 8:
+            self._f_control_parts = []
 
     def _continue_frame(self, data: bytes, pos: int, events: list[Event]) -> int:
         """Consume what is available of the current frame's payload; return the new position."""
@@ -243,11 +245,13 @@ class MessageReader:
         pos += take
         opcode = self._f_opcode
         if opcode >= 8:
+            parts = self._f_control_parts
+            assert parts is not None
             if chunk:
-                self._f_control_parts.append(chunk)
+                parts.append(chunk)
             if self._f_left == 0:
-                payload = b"".join(self._f_control_parts)
-                self._f_control_parts = []
+                payload = b"".join(parts)
+                self._f_control_parts = None
                 self._f_opcode = -1
                 if opcode == OP_CLOSE:
                     code, reason = parse_close_payload(payload)
@@ -274,14 +278,16 @@ class MessageReader:
         self._m_size += len(chunk)
         if self._m_size > self._max_size:
             raise ProtocolError(CLOSE_TOO_BIG, f"message over {self._max_size} bytes")
+        parts = self._m_parts
+        assert parts is not None
         decoder = self._m_decoder
         if decoder is not None:
             try:
-                self._m_parts.append(decoder.decode(chunk))
+                parts.append(decoder.decode(chunk))
             except UnicodeDecodeError:
                 raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
         else:
-            self._m_parts.append(chunk)
+            parts.append(chunk)
 
     def _finish_message(self, events: list[Event]) -> None:
         if self._m_compressed:
@@ -293,11 +299,11 @@ class MessageReader:
                 tail = decoder.decode(b"", True)
             except UnicodeDecodeError:
                 raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in text message") from None
-            events.append((OP_TEXT, "".join(self._m_parts) + tail))
+            events.append((OP_TEXT, "".join(self._m_parts or ()) + tail))
         else:
-            events.append((OP_BINARY, b"".join(self._m_parts)))
+            events.append((OP_BINARY, b"".join(self._m_parts or ())))
         self._m_opcode = 0
-        self._m_parts = []
+        self._m_parts = None
         self._m_size = 0
         self._m_decoder = None
         self._m_compressed = False

@@ -392,8 +392,6 @@ class Server:
 
     # ---- timers --------------------------------------------------------------------
 
-    # ---- timers --------------------------------------------------------------------
-
     def _check_timers(self, ws: WebSocketProtocol, now: float) -> None:
         """One connection's heartbeat, idle timeout and lifetime (called by the sweep)."""
         if ws.heard:
