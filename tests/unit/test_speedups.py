@@ -115,6 +115,7 @@ def test_build_frame_accepts_text_and_any_buffer() -> None:
     assert build_frame(OP_TEXT, "héllo €") == reference_frame(OP_TEXT, "héllo €".encode())
     assert build_frame(OP_BINARY, bytearray(b"ab")) == reference_frame(OP_BINARY, b"ab")
     assert build_frame(OP_BINARY, memoryview(b"xabx")[1:3]) == reference_frame(OP_BINARY, b"ab")
+    assert build_frame(OP_BINARY, memoryview(b"a-b-c")[::2]) == reference_frame(OP_BINARY, b"abc")  # not contiguous
     assert build_frame(OP_TEXT, b"deflated", True) == reference_frame(OP_TEXT, b"deflated", rsv1=True)
 
 

@@ -188,7 +188,7 @@ build_frame(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "iO|p", &opcode, &payload, &rsv1)) {
         return NULL;
     }
-    PyObject *encoded = NULL; /* a temporary UTF-8 copy of a non-ASCII str */
+    PyObject *encoded = NULL; /* a temporary copy: UTF-8 of a non-ASCII str, or a non-contiguous buffer */
     Py_buffer view = {0};
     const char *src;
     Py_ssize_t n;
@@ -206,12 +206,21 @@ build_frame(PyObject *self, PyObject *args)
             n = PyBytes_GET_SIZE(encoded);
         }
     }
-    else {
-        if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) < 0) {
-            return NULL;
-        }
+    else if (PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE) == 0) {
         src = view.buf;
         n = view.len;
+    }
+    else {
+        if (!PyErr_ExceptionMatches(PyExc_BufferError)) {
+            return NULL; /* not a buffer at all: TypeError */
+        }
+        PyErr_Clear(); /* a non-contiguous buffer: copy it into one piece first */
+        encoded = PyBytes_FromObject(payload);
+        if (encoded == NULL) {
+            return NULL;
+        }
+        src = PyBytes_AS_STRING(encoded);
+        n = PyBytes_GET_SIZE(encoded);
     }
     Py_ssize_t header = n < 126 ? 2 : n < 65536 ? 4 : 10;
     PyObject *frame = PyBytes_FromStringAndSize(NULL, header + n);
