@@ -106,6 +106,10 @@ class WebSocketProtocol(asyncio.Protocol):
             inflater=Inflater(deflate) if deflate is not None else None,
         )
         self._out: list[bytes] | None = None
+        """Frames queued this iteration. Made on the first send and then kept (emptied by each
+        flush): a new list per connection per iteration was an object for the garbage collector
+        to track, and at 10,000 connections those lists, alive until the flush, were promoted
+        and set off full collections in the middle of broadcasts."""
         self._out_size = 0
         self._paused = False
         self._reading_paused = False
@@ -221,8 +225,10 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.state != OPEN:
             return False
         out = self._out
-        if out is None and not self._paused:
-            self._out = [frame]
+        if not out and not self._paused:
+            if out is None:
+                out = self._out = []
+            out.append(frame)
             self._out_size = len(frame)
             self._flusher.mark(self)
             return True
@@ -248,23 +254,24 @@ class WebSocketProtocol(asyncio.Protocol):
     def _queue(self, frame: bytes) -> None:
         out = self._out
         if out is None:
-            self._out = [frame]
-            self._out_size = len(frame)
+            out = self._out = []
+        if not out:
+            self._out_size = 0
             self._flusher.mark(self)
-        else:
-            out.append(frame)
-            self._out_size += len(frame)
+        out.append(frame)
+        self._out_size += len(frame)
 
     def flush(self) -> None:
         """Write everything queued in one call (the flusher calls this once per iteration)."""
         out = self._out
-        if out is None:
+        if not out:
             return
-        self._out = None
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         self._out_size = 0
         if self.transport.is_closing():
             return
-        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self.transport.write(data)
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -273,7 +280,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._paused = False
         if self.state != OPEN:
             return
-        if self._out is not None:
+        if self._out:
             # Frames queued this iteration would hide the drain: hand them over now, and
             # report the drain unless they filled the socket again (then the next resume does).
             self.flush()
