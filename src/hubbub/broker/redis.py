@@ -474,7 +474,6 @@ class RedisBroker(Broker):
 
     # ---- connections --------------------------------------------------------------------
 
-    @_in_task
     async def register(
         self, member: Member, *, max_connections: int | None = None, max_per_user: int | None = None
     ) -> Registration:
