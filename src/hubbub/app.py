@@ -35,6 +35,7 @@ from hubbub.ratelimit import HandshakeLimiter
 from hubbub.routing import HttpRoute, PathPattern
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
+from hubbub.transport.message import BackpressurePolicy
 from hubbub.transport.server import ClosingSession
 
 logger = logging.getLogger("hubbub.app")
@@ -123,11 +124,17 @@ class App:
         before: Iterable[AnyHandler] = (),
         after: Iterable[AnyHandler] = (),
         auth: Authenticator | Literal[False] | None = None,
+        on_ping: AnyHandler | None = None,
+        on_pong: AnyHandler | None = None,
+        on_error: AnyHandler | None = None,
+        max_backpressure: int | None = None,
+        backpressure_policy: BackpressurePolicy | None = None,
     ) -> WebSocketEndpoint:
         """Serve WebSocket connections on `path` (e.g. "/chat/{room}").
 
         Returns the endpoint; use it as a decorator on a message handler or a class
         of handlers, or use its `on_connect` / `on_message` / ... decorators.
+        `max_backpressure` and `backpressure_policy` override the server's for this route.
         """
         endpoint = WebSocketEndpoint(
             on_connect,
@@ -138,6 +145,11 @@ class App:
             before=before,
             after=after,
             auth=auth,
+            on_ping=on_ping,
+            on_pong=on_pong,
+            on_error=on_error,
+            max_backpressure=max_backpressure,
+            backpressure_policy=backpressure_policy,
         )
         self.mount_websocket(path, endpoint)
         return endpoint
@@ -151,14 +163,24 @@ class App:
         before: Iterable[AnyHandler] = (),
         after: Iterable[AnyHandler] = (),
         auth: Authenticator | Literal[False] | None = None,
+        max_backpressure: int | None = None,
+        backpressure_policy: BackpressurePolicy | None = None,
     ) -> Channel:
         """Serve an envelope route on `path`: typed events, request/response, room requests.
 
         `codecs` are offered as subprotocols (json: hubbub.v1.json, msgpack:
         hubbub.v1.msgpack; text and bytes carry bare payloads). `timeout` is the
         default handler timeout in seconds. `auth` overrides the app's authenticator
-        (False: no authentication on this route)."""
-        channel = Channel(codecs=codecs, timeout=timeout, before=before, after=after)
+        (False: no authentication on this route). `max_backpressure` and
+        `backpressure_policy` override the server's for this route."""
+        channel = Channel(
+            codecs=codecs,
+            timeout=timeout,
+            before=before,
+            after=after,
+            max_backpressure=max_backpressure,
+            backpressure_policy=backpressure_policy,
+        )
         channel.auth = auth
         self.mount_websocket(path, channel)
         return channel

@@ -26,6 +26,7 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import Codec, get_codec
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
 from hubbub.protocol.validation import Validator, validator_for
+from hubbub.transport.message import BackpressurePolicy
 
 if TYPE_CHECKING:
     from hubbub.connection import Connection
@@ -64,6 +65,8 @@ class Channel(WebSocketEndpoint):
         timeout: float | None = 30.0,
         before: Iterable[AnyHandler] = (),
         after: Iterable[AnyHandler] = (),
+        max_backpressure: int | None = None,
+        backpressure_policy: BackpressurePolicy | None = None,
     ) -> None:
         self.codecs: list[Codec] = [get_codec(name) for name in codecs]
         if not self.codecs:
@@ -72,6 +75,8 @@ class Channel(WebSocketEndpoint):
             subprotocols=[codec.subprotocol for codec in self.codecs if codec.subprotocol],
             before=before,
             after=after,
+            max_backpressure=max_backpressure,
+            backpressure_policy=backpressure_policy,
         )
         self.handlers["on_message"] = self._dispatch
         self.default_timeout = timeout
@@ -157,6 +162,10 @@ class Channel(WebSocketEndpoint):
     def rejected(self, conn: Connection, code: str, message: str) -> None:
         """Tell the client a message was refused before reaching a handler (e.g. rate limit)."""
         conn.send_nowait(Envelope(env.ERROR, error=error_body(code, message)))
+
+    def refused(self, event: Event, code: str, message: str) -> None:
+        """Answer a decoded message that was refused: the request's error reply, or an error event."""
+        self._answer_error(event, error_body(code, message))
 
     # ---- dispatch ----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Hashable
 from typing import TYPE_CHECKING, Any
 
 from hubbub._eager import resume
@@ -168,18 +168,24 @@ class Connection:
 
     # ---- acting ------------------------------------------------------------------------
 
-    def send_nowait(self, data: str | bytes | Envelope) -> bool:
-        """Queue text (str), binary (bytes) or an Envelope; False if dropped or closed."""
+    def send_nowait(self, data: str | bytes | Envelope, *, key: Hashable | None = None) -> bool:
+        """Queue text (str), binary (bytes) or an Envelope; False if dropped or closed.
+
+        `key` names what the message updates: under the "conflate" policy a client that is
+        behind gets only the newest pending message per key."""
         ws = self._ws
         if ws is None:
             return False
         if isinstance(data, Envelope):
-            return ws.send_message(Outgoing(encode_for(data, self.codec)))
+            return ws.send_message(Outgoing(encode_for(data, self.codec), key))
+        if key is not None:
+            return ws.send_message(Outgoing(data, key))
         return ws.send(data)
 
-    async def send(self, data: str | bytes | Envelope) -> bool:
-        """Send text (str), binary (bytes) or an Envelope; False if dropped (backpressure) or closed."""
-        return self.send_nowait(data)
+    async def send(self, data: str | bytes | Envelope, *, key: Hashable | None = None) -> bool:
+        """Send text (str), binary (bytes) or an Envelope; False if dropped (backpressure) or closed.
+        `key`: see `send_nowait`."""
+        return self.send_nowait(data, key=key)
 
     def deliver(self, message: Outgoing) -> bool:
         """Queue a message whose frame may be shared with other recipients."""
@@ -226,6 +232,9 @@ class Connection:
             return await asyncio.wait_for(future, timeout)
         finally:
             pending.pop(request_id, None)
+            inbox = self._inbox
+            if ws is not None and not pending and inbox is not None and len(inbox) >= self._pipeline.max_pending:
+                ws.pause_reading()
 
     def settle_request(self, reply: Envelope) -> None:
         """A client's reply to a server request arrived."""
@@ -294,6 +303,8 @@ class Connection:
 
     def attach(self, ws: WebSocketProtocol) -> None:
         self._ws = ws
+        pipeline = self._pipeline
+        ws.configure_backpressure(pipeline.max_backpressure, pipeline.backpressure_policy)
         self.hub.add(self)
         if self.user is not None and self.user.expires_at is not None:
             self.watch_expiry(self._verifier)
@@ -312,10 +323,14 @@ class Connection:
         event = pipeline.endpoint.intercept(self, data, is_binary)
         if event is None:
             return
-        if self._busy:
-            self._enqueue(event)
-        else:
+        if not self._busy:
             self._dispatch(event)
+        elif self._pending and self._inbox is not None and len(self._inbox) >= pipeline.max_pending:
+            # Reading goes on while the server waits for a reply (replies settle in intercept),
+            # so the messages around it are refused instead of queued without bound.
+            pipeline.endpoint.refused(event, env.OVERLOADED, "too many messages while a server request is pending")
+        else:
+            self._enqueue(event)
 
     def _within_rate(self, pipeline: Pipeline) -> bool:
         now = self._loop.time()
@@ -335,6 +350,20 @@ class Connection:
     def ws_drain(self) -> None:
         if self._pipeline.on_drain is not None:
             self._enqueue(Event("drain", self))
+
+    def ws_ping(self, payload: bytes) -> None:
+        if self._pipeline.on_ping is not None:
+            self._enqueue(Event("ping", self, payload, True))
+
+    def ws_pong(self, payload: bytes) -> None:
+        if self._pipeline.on_pong is not None:
+            self._enqueue(Event("pong", self, payload, True))
+
+    def ws_error(self, error: Exception) -> None:
+        if self._pipeline.on_error is not None:
+            event = Event("error", self)
+            event.error = error
+            self._enqueue(event)
 
     def ws_closed(self, code: int, reason: str) -> None:
         self._closed = True

@@ -14,13 +14,14 @@ if TYPE_CHECKING:
     from hubbub.http import Headers, QueryParams
     from hubbub.hub import Hub
 
-EventType = Literal["connect", "message", "disconnect", "drain"]
+EventType = Literal["connect", "message", "disconnect", "drain", "ping", "pong", "error"]
 
 
 class Event:
     """What happened on one connection: it connected, sent a message, or went away.
 
-    `data` is the message (str for text, bytes for binary) on "message" events;
+    `data` is the message (str for text, bytes for binary) on "message" events and
+    the payload (bytes) on "ping" and "pong"; `error` is set on "error";
     `close_code` and `close_reason` are set on "disconnect".
     """
 
@@ -31,6 +32,7 @@ class Event:
         "is_binary",
         "close_code",
         "close_reason",
+        "error",
         "rooms",
         "name",
         "request_id",
@@ -52,6 +54,9 @@ class Event:
         self.is_binary = is_binary
         self.close_code: int | None = None
         self.close_reason: str | None = None
+        self.error: Exception | None = None
+        """On "error": a `ProtocolError` (the client broke RFC 6455; `code` is the close code
+        it gets) or the transport's exception (e.g. ConnectionResetError)."""
         self.rooms: frozenset[str] = frozenset()
         self.name: str | None = None
         """On channel routes: the envelope's event type."""

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from hubbub.errors import ConfigurationError
 from hubbub.transport.deflate import CompressionMode
+from hubbub.transport.message import BackpressurePolicy
 
-BackpressurePolicy = Literal["drop", "close"]
+BACKPRESSURE_POLICIES = ("close", "drop", "conflate")
 OverCapacity = Literal["reject", "close"]
 AuthFailure = Literal["close", "http"]
 
@@ -28,10 +29,12 @@ class ServerOptions:
     max_message_size: int = 1024 * 1024
     """A bigger incoming message closes the connection with 1009."""
     max_backpressure: int = 256 * 1024
-    """Bytes a connection may have queued for sending before `backpressure_policy` applies."""
+    """Bytes the peer has failed to take (still buffered after a write was tried, plus what
+    waits behind them) before `backpressure_policy` applies to a new message."""
     backpressure_policy: BackpressurePolicy = "close"
-    """"close": a slow reader over the limit is disconnected (1008); "drop": the new
-    message is dropped and counted in the dropped-message count."""
+    """"close": a reader over the limit is closed (1008); "drop": the new message is dropped
+    and counted; "conflate": a message with a key replaces the pending one with the same key
+    (others are dropped). Routes may choose their own (see `App.websocket`)."""
     ping_interval: float | None = 20.0
     """Ping a connection that has been silent this long."""
     ping_timeout: float | None = 20.0
@@ -86,8 +89,7 @@ class ServerOptions:
     def __post_init__(self) -> None:
         if self.compression not in ("disabled", "shared", "dedicated"):
             raise ConfigurationError(f"compression must be disabled, shared or dedicated, not {self.compression!r}")
-        if self.backpressure_policy not in ("drop", "close"):
-            raise ConfigurationError(f"backpressure_policy must be drop or close, not {self.backpressure_policy!r}")
+        check_backpressure_policy(self.backpressure_policy)
         if self.over_capacity not in ("reject", "close"):
             raise ConfigurationError(f"over_capacity must be reject or close, not {self.over_capacity!r}")
         if self.auth_failure not in ("close", "http"):
@@ -105,3 +107,9 @@ class ServerOptions:
         values = {name: getattr(self, name) for name in known}
         values.update(changes)
         return ServerOptions(**values)
+
+
+def check_backpressure_policy(policy: str) -> None:
+    """Raise ConfigurationError unless `policy` is close, drop or conflate."""
+    if policy not in BACKPRESSURE_POLICIES:
+        raise ConfigurationError(f"backpressure_policy must be close, drop or conflate, not {policy!r}")

@@ -24,6 +24,11 @@ class Pipeline:
         "after",
         "handlers",
         "on_drain",
+        "on_ping",
+        "on_pong",
+        "on_error",
+        "max_backpressure",
+        "backpressure_policy",
         "max_pending",
         "message_rate",
         "message_burst",
@@ -47,8 +52,16 @@ class Pipeline:
             "message": endpoint.handlers["on_message"],
             "disconnect": endpoint.handlers["on_disconnect"],
             "drain": endpoint.handlers["on_drain"],
+            "ping": endpoint.handlers["on_ping"],
+            "pong": endpoint.handlers["on_pong"],
+            "error": endpoint.handlers["on_error"],
         }
         self.on_drain = endpoint.handlers["on_drain"]
+        self.on_ping = endpoint.handlers["on_ping"]
+        self.on_pong = endpoint.handlers["on_pong"]
+        self.on_error = endpoint.handlers["on_error"]
+        self.max_backpressure = endpoint.max_backpressure or options.max_backpressure
+        self.backpressure_policy = endpoint.backpressure_policy or options.backpressure_policy
         self.max_pending = options.max_pending_messages
         self.message_rate = options.message_rate
         self.message_burst = options.message_burst

@@ -23,6 +23,7 @@ FORBIDDEN: Final = "forbidden"
 RATE_LIMITED: Final = "rate_limited"
 UNAUTHORIZED: Final = "unauthorized"
 BAD_REQUEST: Final = "bad_request"
+OVERLOADED: Final = "overloaded"
 
 # Built-in event types.
 WELCOME: Final = "hubbub.welcome"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Literal
+
 from hubbub.transport._speedups import build_frame
 from hubbub.transport.deflate import Deflater
 from hubbub.transport.framing import OP_BINARY, OP_TEXT, encode_frame
+
+BackpressurePolicy = Literal["close", "drop", "conflate"]
+"""What happens to a message for a connection already over its `max_backpressure`."""
 
 
 class Outgoing:
@@ -13,11 +19,22 @@ class Outgoing:
     The uncompressed frame is built on first use and reused for every recipient;
     so is each compressed variant for connections that compress without context
     takeover ("shared" compression), keyed by window size.
+
+    `key` names what the message updates, for the "conflate" policy: a connection
+    over its limit keeps only the newest pending message per key. `policy`, when
+    set, overrides the connection's policy for this message (room policies).
     """
 
-    __slots__ = ("_plain", "_shared", "opcode", "payload")
+    __slots__ = ("_plain", "_shared", "key", "opcode", "payload", "policy")
 
-    def __init__(self, data: str | bytes | bytearray | memoryview) -> None:
+    def __init__(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        key: Hashable | None = None,
+        policy: BackpressurePolicy | None = None,
+    ) -> None:
+        self.key = key
+        self.policy = policy
         if isinstance(data, str):
             self.opcode = OP_TEXT
             self.payload = data.encode("utf-8")

@@ -70,6 +70,15 @@ class ClosingSession:
     def ws_drain(self) -> None:
         pass
 
+    def ws_ping(self, payload: bytes) -> None:
+        pass
+
+    def ws_pong(self, payload: bytes) -> None:
+        pass
+
+    def ws_error(self, error: Exception) -> None:
+        pass
+
     def attach(self, ws: WebSocketProtocol) -> None:
         ws.close(self.code, self.reason)
 

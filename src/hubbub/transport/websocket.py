@@ -9,8 +9,10 @@ rooms or users; it enforces the per-connection limits of `ServerOptions`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from typing import Final, Protocol
 
+from hubbub.errors import ProtocolError
 from hubbub.options import ServerOptions
 from hubbub.transport._speedups import build_frame
 from hubbub.transport.deflate import DeflateParams, Deflater, Inflater
@@ -28,7 +30,7 @@ from hubbub.transport.framing import (
     close_payload,
     encode_frame,
 )
-from hubbub.transport.message import Outgoing
+from hubbub.transport.message import BackpressurePolicy, Outgoing
 from hubbub.transport.outbox import Flusher
 
 OPEN: Final = 0
@@ -36,6 +38,10 @@ CLOSING: Final = 1
 """We sent a close frame and wait for the peer's."""
 CLOSED: Final = 2
 """The close handshake is over (or failed); the socket is closing."""
+
+WRITE_CHUNK: Final = 64 * 1024
+"""Frames queued in one loop iteration are written once they reach this many bytes."""
+BACKPRESSURE_REASON: Final = "backpressure limit exceeded"
 
 
 class WebSocketListener(Protocol):
@@ -46,6 +52,13 @@ class WebSocketListener(Protocol):
     def ws_closed(self, code: int, reason: str) -> None: ...
 
     def ws_drain(self) -> None: ...
+
+    def ws_ping(self, payload: bytes) -> None: ...
+
+    def ws_pong(self, payload: bytes) -> None: ...
+
+    def ws_error(self, error: Exception) -> None:
+        """A protocol error (`ProtocolError`) or a transport error, before the close."""
 
 
 class TransportStats:
@@ -62,13 +75,17 @@ class WebSocketProtocol(asyncio.Protocol):
 
     __slots__ = (
         "_close_timer",
+        "_conflated",
+        "_conflated_size",
         "_deflate_bits",
         "_deflater",
         "_flusher",
+        "_limit",
         "_opts",
         "_out",
         "_out_size",
         "_paused",
+        "_policy",
         "_reader",
         "_reading_paused",
         "_stats",
@@ -112,6 +129,12 @@ class WebSocketProtocol(asyncio.Protocol):
         and set off full collections in the middle of broadcasts."""
         self._out_size = 0
         self._paused = False
+        """The last write left bytes the peer has not taken yet (until `resume_writing`)."""
+        self._limit = opts.max_backpressure
+        self._policy: BackpressurePolicy = opts.backpressure_policy
+        self._conflated: dict[Hashable, Outgoing] | None = None
+        """Messages held under the "conflate" policy until the socket drains, by key."""
+        self._conflated_size = 0
         self._reading_paused = False
         self.state = OPEN
         self.close_code = CLOSE_ABNORMAL
@@ -154,13 +177,21 @@ class WebSocketProtocol(asyncio.Protocol):
                     listener.ws_message(event[1], True)
             elif kind == OP_PING:
                 if self.state == OPEN:
-                    self._queue(encode_frame(OP_PONG, event[1]))
+                    # A peer that pings without reading gets no pongs past the limit (RFC 6455
+                    # 5.5.3 allows answering only the latest ping).
+                    if not self._paused or self.transport.get_write_buffer_size() + self._out_size < self._limit:
+                        self._queue(encode_frame(OP_PONG, event[1]))
+                    listener.ws_ping(event[1])
             elif kind == OP_PONG:
                 self.ping_sent_at = 0.0
+                if self.state == OPEN:
+                    listener.ws_pong(event[1])
             elif kind == OP_CLOSE:
                 self._close_received(event[1], event[2])
                 return
             elif kind == FAIL:
+                if self.state == OPEN:
+                    listener.ws_error(ProtocolError(event[1], event[2]))
                 self._fail(event[1], event[2])
                 return
 
@@ -174,12 +205,15 @@ class WebSocketProtocol(asyncio.Protocol):
         was = self.state
         self.state = CLOSED
         self._out = None
+        self._conflated = None
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
         if was == OPEN:
             self.close_code = CLOSE_ABNORMAL
             self.close_reason = "connection dropped without a close frame"
+        if exc is not None and was != CLOSED:
+            self.listener.ws_error(exc)
         self.listener.ws_closed(self.close_code, self.close_reason)
 
     @property
@@ -201,6 +235,18 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
 
     # ---- outgoing -------------------------------------------------------------
+    #
+    # Backpressure counts what the peer failed to take: once a write has left bytes in
+    # the transport's buffer (`pause_writing`), those bytes, the frames queued behind them
+    # and the new message count against the limit. Until then frames queued in a loop
+    # iteration are free of the check, and an iteration's frames are written as soon as
+    # they reach WRITE_CHUNK, so a burst meets the kernel's buffers (which a reader that
+    # keeps up empties) rather than the limit.
+
+    def configure_backpressure(self, limit: int, policy: BackpressurePolicy) -> None:
+        """Use this route's backpressure limit and policy instead of the server's."""
+        self._limit = limit
+        self._policy = policy
 
     def send(self, data: str | bytes) -> bool:
         """Queue a text (str) or binary (bytes) message; False if dropped or closed."""
@@ -210,8 +256,13 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def send_message(self, message: Outgoing) -> bool:
         """Queue a message that may be going to many connections (frames built once)."""
+        if self._paused:
+            return self._send_behind(message)
         if not self._deflate_bits or len(message.payload) < self._opts.compression_threshold:
             return self.send_frame(message.plain)
+        return self._send_compressed(message)
+
+    def _send_compressed(self, message: Outgoing) -> bool:
         deflater = self._deflater
         if deflater is None:
             return self.send_frame(message.shared(self._deflate_bits))
@@ -220,36 +271,78 @@ class WebSocketProtocol(asyncio.Protocol):
         deflater.forget()  # dropped: the peer's context must not be assumed to hold this message
         return False
 
+    def _send_behind(self, message: Outgoing) -> bool:
+        """`send_message` while the peer has not taken everything written so far."""
+        if self.state != OPEN:
+            return False
+        conflated = self._conflated
+        if conflated and message.key in conflated:
+            return self._conflate(message)  # an older one with this key is waiting: replace it
+        if self.transport.get_write_buffer_size() + self._out_size + len(message.payload) > self._limit:
+            return self._over_limit(message)
+        if not self._deflate_bits or len(message.payload) < self._opts.compression_threshold:
+            return self.send_frame(message.plain)
+        return self._send_compressed(message)
+
     def send_frame(self, frame: bytes) -> bool:
         """Queue an encoded data frame, applying the backpressure limit."""
         if self.state != OPEN:
             return False
+        if self._paused and self.transport.get_write_buffer_size() + self._out_size + len(frame) > self._limit:
+            return self._over_limit(None)
         out = self._out
-        if not out and not self._paused:
+        if not out:
             if out is None:
                 out = self._out = []
             out.append(frame)
             self._out_size = len(frame)
             self._flusher.mark(self)
             return True
-        backlog = self._out_size + len(frame)
-        if self._paused:
-            backlog += self.transport.get_write_buffer_size()
-        if backlog > self._opts.max_backpressure:
-            return self._over_limit()
-        self._queue(frame)
+        out.append(frame)
+        size = self._out_size = self._out_size + len(frame)
+        if size >= WRITE_CHUNK and not self._paused:
+            self.flush()
         return True
 
-    def _over_limit(self) -> bool:
+    def _over_limit(self, message: Outgoing | None) -> bool:
+        policy = self._policy
+        if message is not None:
+            policy = message.policy or policy
+            if policy == "conflate" and message.key is not None:
+                return self._conflate(message)
+        self._count_drop()
+        if policy == "close":
+            self._close_for_backpressure()
+        return False
+
+    def _count_drop(self) -> None:
         self.dropped += 1
         self._stats.dropped_messages += 1
-        if self._opts.backpressure_policy == "close":
-            self.close_code = CLOSE_POLICY
-            self.close_reason = "backpressure limit exceeded"
-            self.state = CLOSED
-            self._out = None
-            self.transport.abort()
-        return False
+
+    def _conflate(self, message: Outgoing) -> bool:
+        """Hold `message` until the socket drains, replacing the pending one with its key."""
+        conflated = self._conflated
+        if conflated is None:
+            conflated = self._conflated = {}
+        size = len(message.payload)
+        older = conflated.pop(message.key, None)
+        if older is not None:
+            self._count_drop()  # superseded before it could be sent
+            self._conflated_size -= len(older.payload)
+        elif self._conflated_size + size > self._limit:
+            self._count_drop()  # too many keys waiting: the held messages are bounded too
+            return False
+        conflated[message.key] = message
+        self._conflated_size += size
+        return True
+
+    def _close_for_backpressure(self) -> None:
+        """Close with 1008: a close frame behind what is queued (the close timeout bounds the
+        wait), or an abort if the socket can no longer take one."""
+        if self.transport.is_closing():
+            self.abort(CLOSE_POLICY, BACKPRESSURE_REASON)
+        else:
+            self.close(CLOSE_POLICY, BACKPRESSURE_REASON)
 
     def _queue(self, frame: bytes) -> None:
         out = self._out
@@ -280,6 +373,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self._paused = False
         if self.state != OPEN:
             return
+        conflated = self._conflated
+        if conflated:
+            self._conflated = None
+            self._conflated_size = 0
+            for message in conflated.values():
+                self.send_message(message)
         if self._out:
             # Frames queued this iteration would hide the drain: hand them over now, and
             # report the drain unless they filled the socket again (then the next resume does).
@@ -290,8 +389,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes queued for this connection and not yet handed to the kernel."""
-        return self._out_size + self.transport.get_write_buffer_size()
+        """Bytes queued for this connection and not yet handed to the kernel (conflated
+        messages waiting for the socket to drain included)."""
+        return self._out_size + self.transport.get_write_buffer_size() + self._conflated_size
 
     def ping(self, now: float, payload: bytes = b"") -> None:
         """Send a ping; the heartbeat checks `ping_sent_at` for the answer."""
@@ -319,6 +419,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.close_reason = reason
         self.state = CLOSED
         self._out = None
+        self._conflated = None
         self.transport.abort()
 
     def _close_received(self, code: int, reason: str) -> None:
