@@ -28,6 +28,12 @@ from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, 
 
 logger = logging.getLogger("hubbub.server")
 
+MAX_PIPELINED = 16
+"""Requests a keep-alive connection may have parsed and waiting for their answers; past it
+the socket is not read (a client pipelining without reading cannot grow the queue)."""
+FEED_SLICE = 16 * 1024
+"""A read is parsed in slices of this size, so a full pipeline stops the parsing mid-read."""
+
 
 class Session(WebSocketListener, Protocol):
     """The app's side of an accepted WebSocket connection."""
@@ -107,6 +113,10 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade_data: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
+        self._stash = b""
+        """Bytes read but not parsed while the pipeline is full (reading is paused meanwhile)."""
+        self._write_paused = False
+        self._drained: asyncio.Future[None] | None = None
 
     # ---- asyncio.Protocol ------------------------------------------------------
 
@@ -125,20 +135,55 @@ class HttpProtocol(asyncio.Protocol):
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
 
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
     def data_received(self, data: bytes) -> None:
         if self._upgrade_data is not None:
             self._upgrade_data += data
             if len(self._upgrade_data) > self._opts.max_message_size + 64:
                 self._respond_and_close(error_response(400, "data before the handshake completed"))
             return
+        if self._stash:
+            self._stash += data
+            return
+        if len(data) <= FEED_SLICE and len(self._queue) < MAX_PIPELINED:
+            self._parse(data, b"")
+        else:
+            self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data` slice by slice; stash the rest and stop reading once the pipeline is full."""
+        view = memoryview(data)
+        at = 0
+        while at < len(view):
+            if len(self._queue) >= MAX_PIPELINED:
+                self._stash = bytes(view[at:])
+                assert self.transport is not None
+                self.transport.pause_reading()
+                return
+            end = at + FEED_SLICE
+            if not self._parse(view[at:end], view[end:]):
+                return
+            at = end
+
+    def _parse(self, data: bytes | memoryview, rest: bytes | memoryview) -> bool:
+        """Feed one piece to the parser (`rest`: what follows it); False once parsing stopped."""
         if self._in_head:
             self._head_size += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
-            self._upgrade_data = data[offset:]
+            self._upgrade_data = bytes(data[offset:]) + bytes(rest)
             self.transport.pause_reading()  # type: ignore[union-attr]
+            return False
         except httptools.HttpParserError as exc:
             # httptools wraps an exception raised in a callback; its __context__ is the original.
             refused = exc.__context__
@@ -146,12 +191,14 @@ class HttpProtocol(asyncio.Protocol):
                 self._respond_and_close(refused.response)
             else:
                 self._respond_and_close(error_response(400, "malformed HTTP request"))
-            return
+            return False
         except _RequestRefused as refused:
             self._respond_and_close(refused.response)
-            return
+            return False
         if self._in_head and self._head_size > self._opts.max_request_head:
             self._respond_and_close(error_response(431, "request headers too large"))
+            return False
+        return not self._done
 
     # ---- httptools callbacks ---------------------------------------------------
 
@@ -209,6 +256,8 @@ class HttpProtocol(asyncio.Protocol):
     async def _serve(self) -> None:
         while self._queue and not self._done:
             request, keep_alive = self._queue.popleft()
+            if self._stash:
+                self._read_stash()
             upgrading = self._upgrade_data is not None and not self._queue
             if upgrading and request.is_websocket:
                 await self._upgrade(request)
@@ -225,8 +274,22 @@ class HttpProtocol(asyncio.Protocol):
             if not keep_alive:
                 self._finish()
                 return
+            if self._write_paused:
+                # The client is not reading its answers: wait, and let the pipeline bound stop reading.
+                self._drained = self._loop.create_future()
+                await self._drained
+                self._drained = None
         if not self._done:
             self._arm_timer()
+
+    def _read_stash(self) -> None:
+        """Parse what was read while the pipeline was full; read the socket again if it all fit."""
+        stash = self._stash
+        self._stash = b""
+        self._feed(stash)
+        if not self._stash and self._upgrade_data is None and not self._done:
+            assert self.transport is not None
+            self.transport.resume_reading()
 
     async def _upgrade(self, request: Request) -> None:
         server = self._server
