@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hubbub._eager import start_eagerly
@@ -22,7 +22,7 @@ from hubbub.connection import encode_for
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope
-from hubbub.transport.message import Outgoing
+from hubbub.transport.message import BackpressurePolicy, Outgoing
 from hubbub.transport.websocket import TransportStats
 
 if TYPE_CHECKING:
@@ -37,11 +37,13 @@ Sendable = str | bytes | Envelope
 class _Delivery:
     """One message on its way to many connections: one Outgoing per encoding."""
 
-    __slots__ = ("data", "_plain", "_by_codec")
+    __slots__ = ("data", "key", "policy", "_plain", "_by_codec")
 
-    def __init__(self, data: Sendable) -> None:
+    def __init__(self, data: Sendable, key: Hashable | None = None, policy: BackpressurePolicy | None = None) -> None:
         self.data = data
-        self._plain: Outgoing | None = None if isinstance(data, Envelope) else Outgoing(data)
+        self.key = key
+        self.policy = policy
+        self._plain: Outgoing | None = None if isinstance(data, Envelope) else Outgoing(data, key, policy)
         self._by_codec: dict[str | None, Outgoing] = {}
 
     def for_codec(self, codec: Codec | None) -> Outgoing:
@@ -51,7 +53,7 @@ class _Delivery:
         key = codec.name if codec is not None else None
         message = self._by_codec.get(key)
         if message is None:
-            message = self._by_codec[key] = Outgoing(encode_for(self.data, codec))
+            message = self._by_codec[key] = Outgoing(encode_for(self.data, codec), self.key, self.policy)
         return message
 
 
@@ -241,7 +243,7 @@ class Hub:
             if raw is not None
             else (publication.data if publication.data is not None else b"")
         )
-        self._deliver(data, conns, publication.exclude)
+        self._deliver(data, conns, publication.exclude, str(target) if kind == "room" else None)
 
     def _command(self, conn: Connection, publication: Publication) -> None:
         if publication.command == "close":
@@ -393,12 +395,27 @@ class Hub:
         self._announce(room, conn, "leave")
         return True
 
-    async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> int:
+    async def room_broadcast(
+        self,
+        room: str,
+        data: Sendable,
+        *,
+        exclude: str | None = None,
+        key: Hashable | None = None,
+        policy: BackpressurePolicy | None = None,
+    ) -> int:
         """Send to every member of a room on every node (but `exclude`); the message crosses
-        the broker once and each node builds the frame once. Returns the local deliveries."""
+        the broker once and each node builds the frame once. Returns the local deliveries.
+
+        For members already over their backpressure limit: `key` is what the message updates
+        under the "conflate" policy (default: the room name, so a lagging member gets the
+        room's newest message); `policy` overrides the members' own policy for this message
+        on this node (other nodes apply their members' policy, with the room name as key)."""
         await self._publish(Publication.carrying("room", room, data, exclude))
         members = self._rooms.get(room)
-        return self._deliver(data, list(members.values()), exclude) if members else 0
+        if not members:
+            return 0
+        return self._deliver(data, list(members.values()), exclude, room if key is None else key, policy)
 
     async def room_members(self, room: str) -> list[str]:
         """Ids of the clients in a room, on every node."""
@@ -434,8 +451,14 @@ class Hub:
             self._spawn(self.broker.publish(publication))
 
     @staticmethod
-    def _deliver(data: Sendable, conns: list[Connection], exclude: str | None) -> int:
-        delivery = _Delivery(data)
+    def _deliver(
+        data: Sendable,
+        conns: list[Connection],
+        exclude: str | None,
+        key: Hashable | None = None,
+        policy: BackpressurePolicy | None = None,
+    ) -> int:
+        delivery = _Delivery(data, key, policy)
         sent = 0
         for conn in conns:
             if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):

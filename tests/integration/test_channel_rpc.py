@@ -74,8 +74,9 @@ async def test_reply_reaches_the_waiting_handler(outcomes: asyncio.Queue[Any]) -
 
 
 async def test_reply_is_read_while_messages_queue_behind_the_handler(outcomes: asyncio.Queue[Any]) -> None:
-    """Requests queued behind the waiting handler (more than max_pending_messages) do not stop the reply
-    from being read; they are answered, in order, after it."""
+    """Requests queued behind the waiting handler do not stop the reply from being read; up to
+    max_pending_messages of them are answered, in order, after it, and the ones past that bound
+    are refused at once with "overloaded" (the queue stays bounded while the server waits)."""
     async with serve_app(make_app(outcomes, max_pending_messages=2)) as server:
         peer = Peer.of_hubbub(await server.connect("/chat", subprotocols=[JSON]))
         await peer.welcome()
@@ -83,13 +84,19 @@ async def test_reply_is_read_while_messages_queue_behind_the_handler(outcomes: a
         question = await peer.recv()
         for id in range(10, 15):
             await peer.send({"type": "ping", "id": id})
+        refused = [await peer.recv() for _ in range(3)]
+        assert [(r["id"], r["error"]["code"]) for r in refused] == [
+            (12, "overloaded"),
+            (13, "overloaded"),
+            (14, "overloaded"),
+        ]
         # A stray reply is answered at once, so the real reply below arrives in a later read than the pings.
         await peer.send({"id": "stray"})
         stray = await peer.recv()
         assert stray["type"] == "hubbub.error" and stray["error"]["code"] == "bad_request"
         await peer.send({"id": question["id"], "data": "yes"})
         assert await peer.recv() == {"id": 1, "data": {"client said": "yes"}}
-        assert [await peer.recv() for _ in range(5)] == [{"id": id, "data": "pong"} for id in range(10, 15)]
+        assert [await peer.recv() for _ in range(2)] == [{"id": id, "data": "pong"} for id in range(10, 12)]
     assert await next_outcome(outcomes) == ("answer", "yes")
 
 
