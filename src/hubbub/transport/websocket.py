@@ -241,7 +241,8 @@ class WebSocketProtocol(asyncio.Protocol):
     # and the new message count against the limit. Until then frames queued in a loop
     # iteration are free of the check, and an iteration's frames are written as soon as
     # they reach WRITE_CHUNK, so a burst meets the kernel's buffers (which a reader that
-    # keeps up empties) rather than the limit.
+    # keeps up empties) rather than the limit. Under "conflate", a message with a key
+    # sent while the peer is behind waits in its key's slot until the socket drains.
 
     def configure_backpressure(self, limit: int, policy: BackpressurePolicy) -> None:
         """Use this route's backpressure limit and policy instead of the server's."""
@@ -275,11 +276,11 @@ class WebSocketProtocol(asyncio.Protocol):
         """`send_message` while the peer has not taken everything written so far."""
         if self.state != OPEN:
             return False
-        conflated = self._conflated
-        if conflated and message.key in conflated:
-            return self._conflate(message)  # an older one with this key is waiting: replace it
+        policy = message.policy or self._policy
+        if policy == "conflate" and message.key is not None:
+            return self._conflate(message)
         if self.transport.get_write_buffer_size() + self._out_size + len(message.payload) > self._limit:
-            return self._over_limit(message)
+            return self._over_limit(policy)
         if not self._deflate_bits or len(message.payload) < self._opts.compression_threshold:
             return self.send_frame(message.plain)
         return self._send_compressed(message)
@@ -289,7 +290,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.state != OPEN:
             return False
         if self._paused and self.transport.get_write_buffer_size() + self._out_size + len(frame) > self._limit:
-            return self._over_limit(None)
+            return self._over_limit(self._policy)
         out = self._out
         if not out:
             if out is None:
@@ -304,12 +305,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.flush()
         return True
 
-    def _over_limit(self, message: Outgoing | None) -> bool:
-        policy = self._policy
-        if message is not None:
-            policy = message.policy or policy
-            if policy == "conflate" and message.key is not None:
-                return self._conflate(message)
+    def _over_limit(self, policy: BackpressurePolicy) -> bool:
         self._count_drop()
         if policy == "close":
             self._close_for_backpressure()
@@ -320,7 +316,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._stats.dropped_messages += 1
 
     def _conflate(self, message: Outgoing) -> bool:
-        """Hold `message` until the socket drains, replacing the pending one with its key."""
+        """Hold `message` until the socket drains, replacing the pending one with its key
+        (the held messages count against the limit: a new key past it is dropped)."""
         conflated = self._conflated
         if conflated is None:
             conflated = self._conflated = {}
