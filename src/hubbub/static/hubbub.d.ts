@@ -149,7 +149,7 @@ declare namespace Hubbub {
 
   /**
    * A failed request, or a lost connection. `code` is the server's error code ("invalid_message",
-   * "unknown_type", "validation_error", "handler_error", "timeout", "forbidden", "rate_limited",
+   * "unknown_type", "validation_error", "handler_error", "timeout", "forbidden", "rate_limited", "overloaded",
    * "unauthorized", "bad_request", or an app's own), or one of the client's:
    * "timeout" (no reply in time), "disconnected" (the connection closed before the reply),
    * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection).
