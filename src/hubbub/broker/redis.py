@@ -6,10 +6,10 @@
   cluster-wide and happen once.
 - Each node holds a lease renewed by a heartbeat; a node that stops renewing it
   is reaped by the others (`redis_health`).
-- Outages: local clients keep being served; the node reconnects with backoff,
-  resubscribes, rewrites its state, and reports not ready meanwhile. Cross-node
-  publications made while Redis is down are lost (counted in `lost_publications`),
-  not queued.
+- Outages and stalls: local clients keep being served; the node finds out within a
+  heartbeat, reports not ready and stops waiting on Redis, then rewrites its state
+  when Redis answers again. Cross-node publications that Redis did not carry within
+  `publish_timeout` are lost (counted in `lost_publications`), never delivered late.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 
 from hubbub.broker.base import Broker, ClusterListener, Member
-from hubbub.broker.redis_link import RedisError, aioredis, member_from_blob, now_ms, split_options, text
+from hubbub.broker.redis_link import RedisError, aioredis, member_from_blob, split_options, text
 from hubbub.broker.redis_members import RedisMembership, _in_task
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 
@@ -32,7 +32,7 @@ class RedisBroker(RedisMembership, Broker):
     is_cluster = True
 
     async def probe(self) -> None:
-        client = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        client = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=self.socket_timeout)
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
@@ -46,18 +46,23 @@ class RedisBroker(RedisMembership, Broker):
             # A blocking pool: a burst of joins/leaves waits for a free connection instead of
             # failing with "Too many connections" (which would look like an outage).
             pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=64, timeout=10.0, socket_connect_timeout=2.0, socket_timeout=5.0
+                self.url,
+                max_connections=64,
+                timeout=10.0,
+                socket_connect_timeout=2.0,
+                socket_timeout=self.socket_timeout,
             )
             self._redis = aioredis.Redis(connection_pool=pool)
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {self.url!r}: {exc}") from None
         try:
             await self._redis.ping()
-            await self._renew_lease()
+            self._connected = True
+            await self._claim()
         except (RedisError, OSError) as exc:
+            self._connected = False
             await self._redis.aclose()
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
-        self._connected = True
         self._listen_task = asyncio.create_task(self._listen_forever(), name="hubbub-redis-listen")
         self._beat_task = asyncio.create_task(self._beat_forever(), name="hubbub-redis-heartbeat")
         await asyncio.wait_for(self._subscribed_event.wait(), 5.0)
@@ -79,6 +84,7 @@ class RedisBroker(RedisMembership, Broker):
                 members = list(self._members.values())
                 await asyncio.gather(*(self.unregister(member, []) for member in members))
                 await self._redis.zrem(f"{self.ns}:nodes", self.node_id)
+                await self._redis.hdel(f"{self.ns}:epochs", self.node_id)
                 await self._redis.delete(f"{self.ns}:conns:{self.node_id}")
             # Offline decisions still pending here are made by the other nodes' sweep (`SWEEP_LEAVING`).
             for task in list(self._tasks):
@@ -89,7 +95,7 @@ class RedisBroker(RedisMembership, Broker):
         self._subscribed_ok = False
 
     async def _live_nodes(self) -> list[str]:
-        return [text(raw) for raw in await self._client().zrangebyscore(f"{self.ns}:nodes", now_ms(), "+inf")]
+        return [text(raw) for raw in await self._client().zrangebyscore(f"{self.ns}:nodes", self._redis_now(), "+inf")]
 
     @_in_task
     async def clients(self) -> list[str]:

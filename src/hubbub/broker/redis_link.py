@@ -19,16 +19,16 @@ from hubbub.errors import BrokerUnavailable, ConfigurationError
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
+    from redis.exceptions import NoScriptError, RedisError
 
     from hubbub.broker.redis_batch import ScriptBatch
     from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
-    RedisError = OSError  # type: ignore[assignment,misc]
+    RedisError = NoScriptError = OSError  # type: ignore[assignment,misc]
     ScriptBatch = Channels = pack = unpack = None  # type: ignore[assignment,misc]
 
-__all__ = ["Channels", "RedisError", "RedisLink", "ScriptBatch", "aioredis", "pack", "unpack"]
+__all__ = ["Channels", "NoScriptError", "RedisError", "RedisLink", "ScriptBatch", "aioredis", "pack", "unpack"]
 
 
 def member_blob(member: Member) -> str:
@@ -56,6 +56,7 @@ class RedisLink:
         node_timeout: float = 5.0,
         presence_grace: float = 2.0,
         reconnect_max: float = 5.0,
+        publish_timeout: float = 1.0,
     ) -> None:
         if aioredis is None:
             raise ConfigurationError("the Redis broker needs redis and msgpack: pip install 'hubbub[redis]'")
@@ -66,46 +67,68 @@ class RedisLink:
         node_timeout = float(options.get("node_timeout", node_timeout))
         if node_timeout <= 0:
             raise ConfigurationError("node_timeout must be positive")
+        if publish_timeout <= 0:
+            raise ConfigurationError("publish_timeout must be positive")
         self.url = url
         self.ns = namespace
         self._channels = Channels(namespace)
         self.node_id = new_node_id()
         self.node_timeout = node_timeout
-        """A killed node's connections are gone from the cluster within this many seconds."""
-        self.lease = node_timeout * 0.75
+        """A killed node's connections are gone from the cluster within this many seconds (docs/guide.md)."""
         self.heartbeat = node_timeout / 4
+        """Seconds between two checks of this node's lease (and the cluster's housekeeping)."""
+        self.lease = node_timeout * 0.75
+        """How long a renewal keeps this node alive: three heartbeats."""
+        self.check_timeout = self.heartbeat / 2
+        """A heartbeat that Redis does not answer within this many seconds marks it unreachable."""
+        self.socket_timeout = node_timeout
+        """redis-py's bound on any one command (a stalled Redis answers later or not at all)."""
+        self.publish_timeout = publish_timeout
+        """A publication Redis has not carried within this many seconds is dropped and counted lost."""
         self.presence_grace = presence_grace
         self.reconnect_max = reconnect_max
         self.lost_publications = 0
-        """Publications that could not be sent because Redis was unreachable."""
+        self.stale_publications = 0
         self.reconnects = 0
         """How many times the subscription was rebuilt."""
         self._redis: aioredis.Redis | None = None
         self._listener: ClusterListener | None = None
         self._members: dict[str, Member] = {}
-        self._orphans: dict[str, Member] = {}
-        """Connections that closed while Redis was unreachable: taken out of Redis once it is back."""
         self._local_rooms: dict[str, set[str]] = {}
         self._member_rooms: dict[str, set[str]] = {}
         self._subscribed: set[str] = set()
         self._pubsub: Any = None
         self._outgoing: list[tuple[str, bytes]] = []
+        self._outgoing_since = 0
+        """When the oldest queued publication was made (ms, Redis's clock)."""
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flushes: set[asyncio.Task[None]] = set()
         self._listen_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
+        self._epoch = ""
+        """This node's current epoch in Redis (`redis_scripts`: fencing); every write carries it."""
+        self._clock_offset = 0
+        """Redis's clock minus this machine's (ms), measured by each heartbeat."""
         self._connected = False
+        """Redis answered the last heartbeat (or a later command)."""
         self._subscribed_ok = False
+        self._subscription_stale = False
+        """A room (un)subscription may not have reached Redis: the subscription is rebuilt on recovery."""
         self._stopping = False
         self._ping_sent: str | None = None
         self._ping_sent_at = 0.0
         self._needs_resync = False
+        """This node's state in Redis may differ from its own: rewrite it (`RedisHealth._recover`)."""
         self._subscribed_event = asyncio.Event()
         self._confirmations: dict[tuple[str, str], asyncio.Future[None]] = {}
-        self._recovering = asyncio.Lock()
+        self._last_beat = (0.0, 0.0)
+        """When the heartbeat last finished (monotonic and wall clock): a long gap means this node was paused."""
+        self._reap_after = 0.0
+        """No reaping before this monotonic time (others get the chance to renew after a stall or pause)."""
+        self._count_mismatch: int | None = None
         self._wake = asyncio.Event()
-        """Set to run the heartbeat now (the subscription was rebuilt: the state may need rewriting)."""
+        """Set to run the heartbeat now (something suggests Redis or this node's state changed)."""
         self._scripts = ScriptBatch(lambda: self._redis if self._connected else None)
 
     # ---- names -------------------------------------------------------------------
@@ -125,23 +148,25 @@ class RedisLink:
     def ready(self) -> bool:
         return self._connected and self._subscribed_ok and not self._needs_resync
 
+    def _redis_now(self) -> int:
+        """Now on Redis's clock (ms), as this node estimates it."""
+        return int(time.time() * 1000) + self._clock_offset
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _register_args(self, member: Member, max_connections: int | None, max_per_user: int | None) -> list[Any]:
-        """The arguments of the REGISTER script (0: no limit)."""
-        return [
-            self.ns,
-            now_ms(),
-            member.client_id,
-            self.node_id,
-            member_blob(member),
-            member.user_id or "",
-            max_connections or 0,
-            max_per_user or 0,
-        ]
+    def _out_of_sync(self) -> None:
+        """A write was refused or skipped: rewrite this node's state at the next heartbeat (now, unless
+        Redis is known unreachable: then the heartbeat that finds it back does it)."""
+        self._needs_resync = True
+        if self._connected:
+            self._wake.set()
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease * 1000)
 
     def _client(self) -> aioredis.Redis:
         if self._redis is None or not self._connected:
@@ -163,7 +188,3 @@ def split_options(url: str) -> tuple[str, dict[str, str]]:
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -4,7 +4,6 @@ so limits and online/offline decisions are cluster-wide and happen once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import uuid
@@ -14,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Registration
 from hubbub.broker.redis_health import RedisHealth
-from hubbub.broker.redis_link import RedisError, member_blob, now_ms
+from hubbub.broker.redis_link import RedisError, member_blob, text
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -49,26 +48,36 @@ class RedisMembership(RedisHealth):
         if not self._connected or self._redis is None:
             return self._admit_offline(member)
         try:
-            result = await self._scripts.call(lua.REGISTER, *self._register_args(member, max_connections, max_per_user))
+            result = await self._scripts.call(
+                lua.REGISTER,
+                self.ns,
+                member.client_id,
+                self.node_id,
+                self._epoch,
+                member_blob(member),
+                member.user_id or "",
+                max_connections or 0,
+                max_per_user or 0,
+            )
         except (RedisError, OSError):
             return self._admit_offline(member)
         if result == -1:
             return Registration.OVER_CAPACITY
         if result == -2:
             return Registration.TOO_MANY_FOR_USER
+        if result == lua.FENCED:
+            return self._admit_offline(member)
         self._members[member.client_id] = member
         if result == 1 and self._listener is not None and member.user_id is not None:
             self._listener.user_online(member.user_id)
         return Registration.OK
 
     def _admit_offline(self, member: Member) -> Registration:
-        """Redis is unreachable: serve the connection here and write it to Redis on recovery.
-        Cluster-wide limits cannot be checked meanwhile; this node's own limits still apply."""
-        if self._connected:
-            logger.warning("Redis unreachable while admitting a connection; it is recorded on recovery")
-        self._connected = False
-        self._needs_resync = True
+        """Redis is unreachable (or this node's registration is being rewritten): serve the connection
+        here; it is written to Redis with the rest of the node's state. Cluster-wide limits cannot be
+        checked meanwhile; this node's own limits still apply."""
         self._members[member.client_id] = member
+        self._out_of_sync()
         return Registration.OK
 
     @_in_task
@@ -78,27 +87,26 @@ class RedisMembership(RedisHealth):
             await self._forget_local(room, member.client_id)
         if self._redis is None:
             return
+        if not self._connected:
+            self._out_of_sync()  # the rewrite takes it out of Redis
+            return
         token = uuid.uuid4().hex
         grace_ms = int(self.presence_grace * 1000)
         try:
             result = await self._scripts.call(
-                lua.UNREGISTER,
-                self.ns,
-                member.client_id,
-                self.node_id,
-                member.user_id or "",
-                grace_ms,
-                token,
-                now_ms(),
+                lua.UNREGISTER, self.ns, member.client_id, self.node_id, self._epoch, grace_ms, token
             )
         except (RedisError, OSError):
-            self._orphans[member.client_id] = member
-            self._needs_resync = True
+            self._out_of_sync()
             return
-        if result == 2 and self._listener is not None and member.user_id is not None:
-            self._listener.user_offline(member.user_id)
-        elif result == 1 and member.user_id is not None:
-            self._spawn(self._decide_offline(member.user_id, token))
+        if result == lua.FENCED:
+            self._out_of_sync()
+            return
+        gone, user_id = int(result[0]), text(result[1])
+        if gone == 2 and self._listener is not None:
+            self._listener.user_offline(user_id)
+        elif gone == 1:
+            self._spawn(self._decide_offline(user_id, token))
 
     async def _decide_offline(self, user_id: str, token: str) -> None:
         await asyncio.sleep(self.presence_grace)
@@ -121,8 +129,7 @@ class RedisMembership(RedisHealth):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
-        with contextlib.suppress(RedisError, OSError):
-            await self._scripts.call(lua.JOIN, self.ns, room, member.client_id, member_blob(member))
+        await self._write(lua.JOIN, self.ns, room, member.client_id, member_blob(member), self.node_id)
 
     @_in_task
     async def leave(self, room: str, member: Member) -> None:
@@ -130,8 +137,20 @@ class RedisMembership(RedisHealth):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
-        with contextlib.suppress(RedisError, OSError):
-            await self._scripts.call(lua.LEAVE, self.ns, room, member.client_id)
+        await self._write(lua.LEAVE, self.ns, room, member.client_id, self.node_id)
+
+    async def _write(self, script: str, *args: Any) -> None:
+        """A membership write (the epoch is added last); one refused or skipped gets the state rewritten."""
+        if not self._connected:
+            self._out_of_sync()
+            return
+        try:
+            result = await self._scripts.call(script, *args, self._epoch)
+        except (RedisError, OSError):
+            self._out_of_sync()
+            return
+        if result == lua.FENCED:
+            self._out_of_sync()
 
     async def _forget_local(self, room: str, client_id: str) -> None:
         local = self._local_rooms.get(room)

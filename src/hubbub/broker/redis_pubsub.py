@@ -2,8 +2,16 @@
 
 Publications go through Redis pub/sub: one channel per room (a node subscribes to the
 rooms it has members in), one for everything else. A broadcast crosses Redis once and
-each node fans it out locally. Publishes are pipelined: all those made in one event-loop
-iteration leave in one round trip.
+each node fans it out locally. All publications made in one event-loop iteration leave
+in one script call (`redis_scripts.PUBLISH`), one round trip.
+
+A publication carries when it was made (`sent_at`, on Redis's clock). Redis publishes a
+batch only if it runs it within `publish_timeout` of its oldest publication; a batch held
+up longer (a stalled Redis, a dropped connection) is counted in `lost_publications` and
+never sent, and a node that receives a publication more than `publish_timeout` after it
+was made (its subscription stalled, or the node was paused) counts it in
+`stale_publications` instead of delivering it. So each publication is delivered in time
+or counted lost, never both, and none arrives late.
 """
 
 from __future__ import annotations
@@ -12,10 +20,18 @@ import asyncio
 import contextlib
 import logging
 
+from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Publication
-from hubbub.broker.redis_link import RedisError, RedisLink, pack, text, unpack
+from hubbub.broker.redis_batch import sha1
+from hubbub.broker.redis_link import NoScriptError, RedisError, RedisLink, pack, text, unpack
 
 logger = logging.getLogger("hubbub.broker.redis")
+
+OUTAGE_WAIT = 0.1
+"""Seconds a join or leave waits for Redis to confirm a (un)subscription once Redis is known unreachable."""
+REPLY_MARGIN = 0.25
+"""Seconds a publisher waits beyond `publish_timeout` for the answer of a batch Redis ran in time."""
+_PUBLISH_SHA = sha1(lua.PUBLISH)
 
 
 class RedisPubSub(RedisLink):
@@ -64,10 +80,26 @@ class RedisPubSub(RedisLink):
                 self._pubsub = None
                 for waiter in self._confirmations.values():
                     if not waiter.done():
-                        waiter.set_result(None)  # nobody will confirm now; the resubscription covers it
+                        waiter.set_result(None)  # nobody will confirm now; the new subscription covers it
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _release_confirmations(self) -> None:
+        """Nobody will confirm the pending (un)subscriptions now: stop waiting; they are redone on recovery."""
+        for waiter in self._confirmations.values():
+            if not waiter.done():
+                self._subscription_stale = True
+                waiter.set_result(None)
+
+    async def _rebuild_subscription(self) -> None:
+        """Drop the subscription and make a new one (with every room this node needs)."""
+        self._subscription_stale = False
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
+        self._listen_task = asyncio.create_task(self._listen_forever(), name="hubbub-redis-listen")
 
     def _confirmed(self, kind: str, channel: str) -> None:
         waiter = self._confirmations.pop((kind, channel), None)
@@ -84,8 +116,13 @@ class RedisPubSub(RedisLink):
         except Exception:
             logger.warning("ignored a malformed publication on %s", channel)
             return
-        if publication.origin != self.node_id and self._listener is not None:
-            self._listener.deliver(publication)
+        if publication.origin == self.node_id or self._listener is None:
+            return
+        sent_at = publication.sent_at
+        if sent_at and self._redis_now() - sent_at > self.publish_timeout * 1000:
+            self.stale_publications += 1
+            return
+        self._listener.deliver(publication)
 
     async def _subscribe(self, room: str) -> None:
         self._subscribed.add(room)
@@ -101,16 +138,20 @@ class RedisPubSub(RedisLink):
         pubsub = self._pubsub
         if pubsub is None:
             return  # not listening now: the next subscription (after recovery) includes the room
+        reachable = self._connected
         confirmed = asyncio.get_running_loop().create_future()
         self._confirmations[(kind, channel)] = confirmed
         try:
-            if kind == "subscribe":
-                await pubsub.subscribe(channel)
-            else:
-                await pubsub.unsubscribe(channel)
-            await asyncio.wait_for(asyncio.shield(confirmed), self.heartbeat * 2)
+            async with asyncio.timeout(self.heartbeat * 2 if reachable else OUTAGE_WAIT):
+                if kind == "subscribe":
+                    await pubsub.subscribe(channel)
+                else:
+                    await pubsub.unsubscribe(channel)
+                await asyncio.shield(confirmed)
         except (RedisError, OSError, TimeoutError):
-            logger.warning("Redis did not confirm %s of %s on node %s", kind, channel, self.node_id)
+            self._subscription_stale = True
+            if reachable:
+                logger.warning("Redis did not confirm %s of %s on node %s", kind, channel, self.node_id)
         finally:
             if self._confirmations.get((kind, channel)) is confirmed:
                 del self._confirmations[(kind, channel)]
@@ -119,6 +160,9 @@ class RedisPubSub(RedisLink):
 
     async def publish(self, publication: Publication) -> None:
         publication.origin = publication.origin or self.node_id
+        sent_at = publication.sent_at = self._redis_now()
+        if not self._outgoing:
+            self._outgoing_since = sent_at
         self._outgoing.append((self._channels.of(publication), pack(publication)))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -133,23 +177,37 @@ class RedisPubSub(RedisLink):
         task.add_done_callback(self._flushes.discard)
 
     async def _send_outgoing(self) -> None:
-        """Send queued publications one pipelined batch at a time, in the order they were made."""
+        """Send queued publications one batch at a time, in the order they were made."""
         while self._outgoing:
             batch, self._outgoing = self._outgoing, []
-            await self._flush(batch)
+            await self._flush(batch, self._outgoing_since + int(self.publish_timeout * 1000))
 
-    async def _flush(self, batch: list[tuple[str, bytes]]) -> None:
-        if not self._connected or self._redis is None:
+    async def _flush(self, batch: list[tuple[str, bytes]], deadline: int) -> None:
+        """Publish a batch if Redis runs it by `deadline` (ms, Redis's clock); count it lost otherwise."""
+        redis = self._redis
+        if not self._connected or redis is None or self._redis_now() > deadline:
             self.lost_publications += len(batch)
             return
+        args: list[str | bytes | int] = [deadline]
+        for channel, payload in batch:
+            args.append(channel)
+            args.append(payload)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for channel, payload in batch:
-                    pipe.publish(channel, payload)
-                await pipe.execute()
-        except (RedisError, OSError):
+            # Redis refuses the batch after the deadline, so waiting longer than that (and the answer's
+            # way back) tells nothing more: the batch is lost, and stays lost when Redis gets to it.
+            async with asyncio.timeout(max(0.0, (deadline - self._redis_now()) / 1000) + REPLY_MARGIN):
+                try:
+                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                except NoScriptError:  # Redis restarted and forgot the script
+                    await redis.script_load(lua.PUBLISH)
+                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+        except (RedisError, OSError, TimeoutError):
+            self._wake.set()  # a heartbeat now tells whether Redis is still there
+            sent = 0
+        if not sent:
             self.lost_publications += len(batch)
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
         assert self._redis is not None
+        publication.sent_at = self._redis_now()
         await self._redis.publish(channel, pack(publication))
