@@ -98,9 +98,8 @@ class RedisLink:
         self._member_rooms: dict[str, set[str]] = {}
         self._subscribed: set[str] = set()
         self._pubsub: Any = None
-        self._outgoing: list[tuple[str, bytes]] = []
-        self._outgoing_since = 0
-        """When the oldest queued publication was made (ms, Redis's clock)."""
+        self._outgoing: list[tuple[str, bytes, int]] = []
+        """Publications to send: channel, payload, when it was made (ms, Redis's clock)."""
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flushes: set[asyncio.Task[None]] = set()

@@ -161,9 +161,7 @@ class RedisPubSub(RedisLink):
     async def publish(self, publication: Publication) -> None:
         publication.origin = publication.origin or self.node_id
         sent_at = publication.sent_at = self._redis_now()
-        if not self._outgoing:
-            self._outgoing_since = sent_at
-        self._outgoing.append((self._channels.of(publication), pack(publication)))
+        self._outgoing.append((self._channels.of(publication), pack(publication), sent_at))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -180,22 +178,32 @@ class RedisPubSub(RedisLink):
         """Send queued publications one batch at a time, in the order they were made."""
         while self._outgoing:
             batch, self._outgoing = self._outgoing, []
-            await self._flush(batch, self._outgoing_since + int(self.publish_timeout * 1000))
+            await self._flush(batch)
 
-    async def _flush(self, batch: list[tuple[str, bytes]], deadline: int) -> None:
-        """Publish a batch if Redis runs it by `deadline` (ms, Redis's clock); count it lost otherwise."""
+    async def _flush(self, batch: list[tuple[str, bytes, int]]) -> None:
+        """Publish a batch if Redis runs it within `publish_timeout` of its oldest publication; count
+        what is older already, or what Redis refuses or does not answer for in time, as lost."""
+        timeout_ms = int(self.publish_timeout * 1000)
+        now = self._redis_now()
+        fresh = 0
+        while fresh < len(batch) and now - batch[fresh][2] > timeout_ms:
+            fresh += 1
+        self.lost_publications += fresh
         redis = self._redis
-        if not self._connected or redis is None or self._redis_now() > deadline:
-            self.lost_publications += len(batch)
+        if fresh == len(batch):
             return
+        if not self._connected or redis is None:
+            self.lost_publications += len(batch) - fresh
+            return
+        deadline = batch[fresh][2] + timeout_ms
         args: list[str | bytes | int] = [deadline]
-        for channel, payload in batch:
+        for channel, payload, _ in batch[fresh:]:
             args.append(channel)
             args.append(payload)
         try:
             # Redis refuses the batch after the deadline, so waiting longer than that (and the answer's
             # way back) tells nothing more: the batch is lost, and stays lost when Redis gets to it.
-            async with asyncio.timeout(max(0.0, (deadline - self._redis_now()) / 1000) + REPLY_MARGIN):
+            async with asyncio.timeout(max(0.0, (deadline - now) / 1000) + REPLY_MARGIN):
                 try:
                     sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
                 except NoScriptError:  # Redis restarted and forgot the script
@@ -205,7 +213,7 @@ class RedisPubSub(RedisLink):
             self._wake.set()  # a heartbeat now tells whether Redis is still there
             sent = 0
         if not sent:
-            self.lost_publications += len(batch)
+            self.lost_publications += len(batch) - fresh
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
         assert self._redis is not None
