@@ -51,6 +51,8 @@ class Publication:
     code: int = 1000
     reason: str = ""
     origin: str = ""
+    sent_at: int = 0
+    """When it was published (ms, the cluster's clock; 0: unknown). A node does not deliver it much later."""
 
     @classmethod
     def carrying(
@@ -74,6 +76,7 @@ class Publication:
             "cc": self.code,
             "cr": self.reason,
             "o": self.origin,
+            "s": self.sent_at,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class Publication:
             code=int(raw.get("cc", 1000)),
             reason=str(raw.get("cr", "")),
             origin=str(raw.get("o", "")),
+            sent_at=int(raw.get("s") or 0),
         )
 
 
@@ -128,6 +132,10 @@ class Broker(ABC):
     node_id: str
     is_cluster: bool = False
     """Whether other processes can share this broker (decides if publications are sent)."""
+    lost_publications: int = 0
+    """This node's publications that the engine did not carry in time: no other node delivered them."""
+    stale_publications: int = 0
+    """Publications that reached this node too late (a stalled engine, this node paused): not delivered."""
 
     @property
     def ready(self) -> bool:

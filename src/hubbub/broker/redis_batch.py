@@ -30,7 +30,7 @@ def sha1(script: str) -> str:
 class ScriptBatch:
     """Runs Lua scripts through pipelines; `client()` gives the current connection (None: unreachable)."""
 
-    __slots__ = ("_client", "_queue", "_scheduled", "_sender", "_shas")
+    __slots__ = ("_client", "_in_flight", "_queue", "_scheduled", "_sender", "_shas")
 
     def __init__(self, client: Callable[[], aioredis.Redis | None]) -> None:
         self._client = client
@@ -38,15 +38,32 @@ class ScriptBatch:
         self._scheduled = False
         self._sender: asyncio.Task[None] | None = None
         self._shas: dict[str, str] = {}
+        self._in_flight: list[Call] = []
 
     async def call(self, script: str, *args: Any) -> Any:
         """Run `script` with `args` (no keys); raises RedisError/OSError like a direct call."""
+        return await self.submit(script, *args)
+
+    def submit(self, script: str, *args: Any) -> asyncio.Future[Any]:
+        """Queue a call now (calls run in the order they were submitted); its future gets the result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, args, future))
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start)
-        return await future
+        return future
+
+    @property
+    def idle(self) -> bool:
+        """Whether no call is queued or in flight."""
+        return not self._queue and self._sender is None
+
+    def abandon(self, exc: BaseException) -> None:
+        """Redis stopped answering: fail every call not answered yet, so no caller waits on it any longer.
+        Calls not sent yet are dropped; the batch in flight still runs if Redis gets to it."""
+        queued, self._queue = self._queue, []
+        _fail(queued, exc)
+        _fail(self._in_flight, exc)
 
     def _start(self) -> None:
         self._scheduled = False
@@ -68,6 +85,7 @@ class ScriptBatch:
         if client is None:
             _fail(batch, ConnectionError("Redis is unreachable"))
             return
+        self._in_flight = batch
         try:
             results = await self._execute(client, batch)
             missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -80,6 +98,8 @@ class ScriptBatch:
         except (RedisError, OSError) as exc:
             _fail(batch, exc)
             return
+        finally:
+            self._in_flight = []
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue  # the caller gave up waiting

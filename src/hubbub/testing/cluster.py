@@ -56,6 +56,11 @@ def _http_status(port: int, path: str) -> int | None:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
+def _signal(process: subprocess.Popen[bytes] | None, signum: int) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signum)
+
+
 class RedisServer:
     """A redis-server of its own, on a free port, keeping nothing on disk."""
 
@@ -108,8 +113,18 @@ class RedisServer:
         except OSError:
             return False
 
+    def pause(self) -> None:
+        """SIGSTOP: it stops answering, as in a long fork for a snapshot or a stalled disk; clients'
+        commands wait in its socket buffers until `resume`."""
+        _signal(self.process, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`: it runs the commands that waited."""
+        _signal(self.process, signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop it (SIGTERM) and wait for it to exit."""
+        _signal(self.process, signal.SIGCONT)
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
@@ -175,6 +190,15 @@ class Node:
         """Whether /readyz answers 200 now."""
         return _http_status(self.port, "/readyz") == 200
 
+    def pause(self) -> None:
+        """SIGSTOP: the node stops running (as in a long GC, a blocked event loop or a VM pause)
+        while its sockets stay open; others may reap it after `node_timeout`."""
+        _signal(self.process, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`: the node runs again and rewrites what the cluster lost of it."""
+        _signal(self.process, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: the node vanishes without a goodbye."""
         if self.alive:
@@ -187,6 +211,7 @@ class Node:
         if self.process is None:
             return 0
         if self.process.poll() is None:
+            _signal(self.process, signal.SIGCONT)
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)

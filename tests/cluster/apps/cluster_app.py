@@ -198,6 +198,7 @@ def debug(request: Request) -> dict[str, Any]:
         "pid": os.getpid(),
         "tasks": len(asyncio.all_tasks()),
         "fds": len(os.listdir("/proc/self/fd")),
-        "lost_publications": getattr(broker, "lost_publications", 0),
+        "lost_publications": broker.lost_publications,
+        "stale_publications": broker.stale_publications,
         "reconnects": getattr(broker, "reconnects", 0),
     }

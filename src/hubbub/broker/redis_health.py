@@ -1,0 +1,242 @@
+"""Lease, heartbeat, reaping and recovery of a Redis node.
+
+Each heartbeat (every `node_timeout / 4` seconds) a node renews its lease and checks that
+Redis still holds its registration (its epoch) and all of its connections; if not (it was
+reaped while paused or cut off, or Redis lost data) it takes a new epoch and rewrites its
+connections, rooms and users. Leases count on Redis's clock from when Redis ran the renewal,
+so commands held up in a stalled Redis renew on time when it resumes. A node that stops
+renewing (killed) is reaped by the others: its connections leave their rooms and users who
+had no other connection go offline. A node that finds its heartbeat ran late (it was paused)
+or that Redis did not answer reaps nobody for a lease's length, giving the others the same
+chance to renew that it had. An offline decision still waiting out its grace on a node that
+stops or dies is made by the others' heartbeat. A subscription that goes silent while
+commands still work (a "deaf" node) is detected by a ping through its own channel and rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from hubbub.broker import redis_scripts as lua
+from hubbub.broker.base import Member, Publication
+from hubbub.broker.redis_link import RedisError, member_blob, member_from_blob, text
+from hubbub.broker.redis_pubsub import RedisPubSub
+
+logger = logging.getLogger("hubbub.broker.redis")
+
+
+class RedisHealth(RedisPubSub):
+    """The node's lease and the cluster's housekeeping, run by the heartbeat."""
+
+    async def _claim(self) -> list[str]:
+        """Take a new epoch (every write made with an older one is refused from now on) and renew the lease;
+        returns the client ids Redis holds for this node. Runs after every call queued before it."""
+        epoch = uuid.uuid4().hex[:16]
+        self._epoch = epoch
+        sent = time.time()
+        out = await self._scripts.call(lua.CLAIM, self.ns, self.node_id, epoch, self._lease_ms)
+        self._set_clock(int(out[0]), sent)
+        return [text(raw) for raw in out[1:]]
+
+    def _set_clock(self, redis_now: int, sent: float) -> None:
+        self._clock_offset = redis_now - int((sent + time.time()) * 500)
+
+    async def _beat_forever(self) -> None:
+        self._last_beat = (time.monotonic(), time.time())
+        # Not `while True`: on Python 3.11 redis-py's asyncio.wait_for can swallow stop()'s cancel.
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.heartbeat)
+            self._wake.clear()
+            self._notice_pause()
+            try:
+                await self._beat()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._unreachable(str(exc) or "no answer in time")
+            self._last_beat = (time.monotonic(), time.time())
+
+    def _notice_pause(self) -> None:
+        """A heartbeat that comes much later than due means this node did not run meanwhile (a long GC,
+        a blocked event loop, SIGSTOP, a VM pause): others may have found its lease expired, and it may
+        find theirs expired only because they were paused too. It reaps nobody for a lease's length."""
+        mono, wall = time.monotonic(), time.time()
+        gap = max(mono - self._last_beat[0], wall - self._last_beat[1])
+        if gap > 2 * self.heartbeat:
+            logger.warning(
+                "node %s did not run for %.1f s (paused?); it checks its registration and reaps no node for %.1f s",
+                self.node_id,
+                gap,
+                self.lease,
+            )
+            self._hold_reaping()
+            self._ping_sent = None
+
+    def _hold_reaping(self) -> None:
+        self._reap_after = time.monotonic() + self.lease
+
+    async def _beat(self) -> None:
+        assert self._redis is not None
+        async with asyncio.timeout(self.check_timeout):
+            sent = time.time()
+            redis_now, held = await self._redis.eval(lua.RENEW, 0, self.ns, self.node_id, self._epoch, self._lease_ms)
+        self._set_clock(int(redis_now), sent)
+        if not self._connected:
+            logger.info("node %s reaches Redis again", self.node_id)
+            self._connected = True
+            self._hold_reaping()
+        if int(held) < 0:
+            logger.warning(
+                "node %s lost its registration in Redis (reaped while paused or cut off, or Redis lost data); "
+                "rewriting its state",
+                self.node_id,
+            )
+            self._needs_resync = True
+        else:
+            self._compare_count(int(held))
+        if self._needs_resync:
+            await self._recover()
+        async with asyncio.timeout(self.heartbeat):
+            await self._flush_dropped()
+            await self._check_deaf()
+            if time.monotonic() >= self._reap_after:
+                await self._reap()
+            await self._sweep_leaving()
+
+    def _compare_count(self, held: int) -> None:
+        """Redis should hold every connection of this node once no write is in flight; the same
+        difference two heartbeats in a row (Redis lost some: a failover) gets the state rewritten."""
+        if held == len(self._members) or not self._scripts.idle:
+            self._count_mismatch = None
+            return
+        if self._count_mismatch != held:
+            self._count_mismatch = held
+            return
+        logger.warning(
+            "Redis holds %d connections of node %s, which has %d; rewriting its state",
+            held,
+            self.node_id,
+            len(self._members),
+        )
+        self._count_mismatch = None
+        self._needs_resync = True
+
+    def _unreachable(self, reason: str) -> None:
+        """Redis did not answer: serve local clients only, and stop every wait on Redis now."""
+        if self._connected:
+            logger.warning("Redis unreachable (%s); serving local clients only", reason)
+        self._connected = False
+        self._needs_resync = True
+        self._ping_sent = None
+        self._hold_reaping()
+        self._scripts.abandon(ConnectionError("Redis is unreachable"))
+        self._release_confirmations()
+
+    async def _recover(self) -> None:
+        """Rewrite this node's state (raises like any Redis call; the next heartbeat tries again)."""
+        self._needs_resync = False  # a write refused from now on asks for another rewrite
+        try:
+            count = await self._rewrite()
+        except BaseException:
+            self._needs_resync = True
+            raise
+        if self._subscription_stale:
+            await self._rebuild_subscription()
+        logger.info("Redis state of node %s rewritten (%d connections)", self.node_id, count)
+
+    async def _rewrite(self) -> int:
+        """Take a new epoch, take out what Redis holds for this node but it no longer has (connections that
+        closed, rooms left while Redis was unreachable), and write each connection with exactly its rooms.
+        Every call is queued at once after the claim, so no change made meanwhile is overwritten."""
+        held = await self._claim()
+        epoch = self._epoch
+        stale = [  # they closed a while ago: no grace left
+            self._scripts.submit(lua.UNREGISTER, self.ns, client_id, self.node_id, epoch, 0, "")
+            for client_id in held
+            if client_id not in self._members
+        ]
+        members = list(self._members.values())
+        restored = [
+            self._scripts.submit(
+                lua.RESTORE,
+                self.ns,
+                member.client_id,
+                self.node_id,
+                epoch,
+                member_blob(member),
+                member.user_id or "",
+                *sorted(self._member_rooms.get(member.client_id, ())),
+            )
+            for member in members
+        ]
+        results: list[Any] = await asyncio.gather(*stale, *restored)
+        for result in results[: len(stale)]:
+            if result == lua.FENCED:
+                self._needs_resync = True
+            elif int(result[0]) == 2 and self._listener is not None:
+                self._listener.user_offline(text(result[1]))
+        for member, result in zip(members, results[len(stale) :], strict=True):
+            if result == lua.FENCED:
+                self._needs_resync = True
+            elif result == 1 and self._listener is not None and member.user_id is not None:
+                self._listener.user_online(member.user_id)
+        return len(members)
+
+    async def _flush_dropped(self) -> None:
+        if self._listener is None:
+            return
+        count = self._listener.drain_dropped()
+        if count:
+            assert self._redis is not None
+            await self._redis.incrby(f"{self.ns}:dropped", count)
+
+    async def _check_deaf(self) -> None:
+        """Publish a ping to our own channel; if the last one never came back, rebuild the subscription."""
+        assert self._redis is not None
+        now = time.monotonic()
+        if self._ping_sent is not None and now - self._ping_sent_at > self.heartbeat * 2:
+            logger.warning("subscription of node %s is deaf; resubscribing", self.node_id)
+            self._ping_sent = None
+            await self._rebuild_subscription()
+            return
+        if self._ping_sent is None:
+            token = uuid.uuid4().hex
+            self._ping_sent = token
+            self._ping_sent_at = now
+            await self._redis.publish(self._node_channel, b"ping:" + token.encode())
+
+    async def _reap(self) -> None:
+        assert self._redis is not None
+        out = await self._redis.eval(lua.REAP, 0, self.ns, self.node_id, self._epoch)
+        for i in range(0, len(out), 3):
+            kind, key, blob = text(out[i]), text(out[i + 1]), out[i + 2]
+            if kind == "node":
+                logger.info("reaped node %s", key)
+            elif kind == "leave":
+                member = member_from_blob(blob)
+                await self._publish_now(self._room_channel(key), _presence_leave(key, member, "reaper"))
+            elif kind == "offline" and self._listener is not None:
+                self._listener.user_offline(key)
+
+    async def _sweep_leaving(self) -> None:
+        """Offline decisions that are due but were not made (their node stopped or died within the grace)."""
+        assert self._redis is not None
+        for raw in await self._redis.eval(lua.SWEEP_LEAVING, 0, self.ns):
+            if self._listener is not None:
+                self._listener.user_offline(text(raw))
+
+
+def _presence_leave(room: str, member: Member, origin: str) -> Publication:
+    from hubbub.protocol import envelope as env
+
+    return Publication(
+        kind="room",
+        target=room,
+        envelope={"type": env.PRESENCE, "data": {"room": room, "action": "leave", **member.who()}},
+        channel_only=True,
+        origin=origin,
+    )
