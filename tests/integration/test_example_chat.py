@@ -78,7 +78,7 @@ def forged_token() -> str:
 
 async def join(client: EnvelopeClient, room: str) -> dict[str, Any]:
     """Join a room; the "joined" snapshot (history and presence) that follows the reply."""
-    assert await client.call("hubbub.join", {"room": room}) == {"room": room}
+    assert (await client.call("hubbub.join", {"room": room}))["room"] == room
     return await client.next_of("joined", room=room)
 
 

@@ -38,13 +38,23 @@ class Envelope:
     """A typed message: `Envelope("chat", {"text": "hi"})`. Hub and connection sends accept it
     wherever they accept text or bytes; each recipient gets it in its own codec."""
 
-    __slots__ = ("type", "data", "id", "error")
+    __slots__ = ("type", "data", "id", "error", "offset")
 
-    def __init__(self, type: str | None, data: Any = None, *, id: Any = None, error: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        type: str | None,
+        data: Any = None,
+        *,
+        id: Any = None,
+        error: dict[str, Any] | None = None,
+        offset: int | None = None,
+    ):
         self.type = type
         self.data = data
         self.id = id
         self.error = error
+        self.offset = offset
+        """A room publication's position in the room's history (rooms that keep history)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The envelope as the map that goes on the wire (absent fields left out)."""
@@ -57,6 +67,8 @@ class Envelope:
             out["error"] = self.error
         else:
             out["data"] = self.data
+        if self.offset is not None:
+            out["offset"] = self.offset
         return out
 
     def __repr__(self) -> str:

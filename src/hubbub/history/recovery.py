@@ -1,0 +1,85 @@
+"""Joining a room with history without a gap or a duplicate.
+
+The hub subscribes the client first, holds back the room's live publications for it
+(`Recovery.held`) while it reads the history, and merges the two by offset: the
+reply lists the history and any held publication after it; `release()`, called once
+the reply is on its way, sends the held ones the reply did not include.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hubbub.history.base import HistoryPage
+from hubbub.protocol.envelope import Envelope
+
+if TYPE_CHECKING:
+    from hubbub.connection import Connection
+
+
+@dataclass(slots=True)
+class Published:
+    """The answer to a publication in a room: where it went in the room's history (offset 0 and epoch ""
+    when the room keeps none), how many local connections it was queued for, and whether its idempotency
+    key had been seen (then it was not published again and `offset` is the first publication's)."""
+
+    offset: int
+    epoch: str
+    delivered: int
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class Recovery:
+    """A client's join: the room's position and, when asked, the publications it missed.
+
+    `recovered` is None when no history was asked for; `publications` are wire maps
+    ({"type", "data", "offset"}), oldest first; `offset` is the position after them."""
+
+    room: str
+    offset: int = 0
+    epoch: str = ""
+    recovered: bool | None = None
+    publications: list[dict[str, Any]] = field(default_factory=list)
+    conn: Connection | None = None
+    held: list[Envelope] = field(default_factory=list)
+    _release: Any = None
+
+    @classmethod
+    def merge(cls, room: str, page: HistoryPage, held: list[Envelope], *, asked: bool, conn: Connection) -> Recovery:
+        """The reply to a join from a history page and what was held meanwhile."""
+        recovery = cls(room, page.offset, page.epoch, page.complete if asked else None, conn=conn, held=held)
+        if asked:
+            recovery.publications = page.publications()
+            recovery.take_held()
+        return recovery
+
+    def take_held(self) -> None:
+        """Move the held publications after the position into the reply."""
+        for envelope in list(self.held):
+            offset = envelope.offset
+            if offset is not None and offset > self.offset:
+                self.publications.append(envelope.to_dict())
+                self.offset = offset
+
+    def reply(self) -> dict[str, Any]:
+        """The reply to hubbub.join."""
+        out: dict[str, Any] = {"room": self.room, "offset": self.offset, "epoch": self.epoch}
+        if self.recovered is not None:
+            out["recovered"] = self.recovered
+            out["publications"] = self.publications
+        return out
+
+    def release(self) -> None:
+        """Stop holding live publications; send the held ones after the reply's position."""
+        if self._release is not None:
+            self._release()
+            self._release = None
+        conn = self.conn
+        if conn is None:
+            return
+        for envelope in self.held:
+            if envelope.offset is None or envelope.offset > self.offset:
+                conn.send_nowait(envelope)
+        self.held = []
