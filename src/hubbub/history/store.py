@@ -32,8 +32,8 @@ class Store:
     url: str = "memory"
     history: HistoryEngine
 
-    async def open(self, broker: Broker) -> None:
-        """Open files or connections (the hub calls it at start; `broker` is the app's broker)."""
+    async def open(self, broker: Broker | None) -> None:
+        """Open files or connections (the hub calls it at start with the app's broker; None outside an app)."""
         await self.history.start()
 
     async def close(self) -> None:
@@ -64,8 +64,8 @@ class SqliteStore(Store):
         self.database: SqliteDatabase = SqliteDatabase(path, synchronous=synchronous.upper())
         self.history = SqliteHistory(self.database)
 
-    async def open(self, broker: Broker) -> None:
-        if broker.is_cluster:
+    async def open(self, broker: Broker | None) -> None:
+        if broker is not None and broker.is_cluster:
             raise ConfigurationError(
                 "a SQLite store serves one process; with the Redis broker, state lives in Redis (leave the store out)"
             )
@@ -85,22 +85,26 @@ class RedisStore(Store):
         self.url = url or "redis"
         self._given_url = url
         self.namespace = namespace or "hubbub"
+        self._given_namespace = namespace
         self._client: aioredis.Redis | None = None
         self._scripts: ScriptBatch | None = None
         self.history = RedisHistory(self)
 
-    async def open(self, broker: Broker) -> None:
+    async def open(self, broker: Broker | None) -> None:
+        """Open the client; with an app, `broker` must be the Redis broker (whose subscriptions carry
+        the publications the append script publishes). Without one (tools, tests) the URL is needed."""
         from hubbub.broker.redis import RedisBroker
 
-        if not isinstance(broker, RedisBroker):
+        if isinstance(broker, RedisBroker):
+            self.url = self._given_url or broker.url
+            self.namespace = self._given_namespace or broker.ns
+        elif broker is not None or self._given_url is None:
             raise ConfigurationError("a Redis store needs the Redis broker (--broker redis://...)")
         import redis.asyncio as aioredis
 
         from hubbub.broker.redis_batch import ScriptBatch
 
-        url = self._given_url or broker.url
-        self.url = url
-        self.namespace = broker.ns
+        url = self.url
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=32, timeout=10.0, socket_connect_timeout=2.0, socket_timeout=5.0
         )
@@ -158,6 +162,6 @@ def _sqlite(url: str) -> SqliteStore:
 
 def default_store(broker: Broker) -> Store:
     """The store of an app that named none: Redis with the Redis broker, else memory."""
-    if broker.is_cluster and type(broker).__name__ == "RedisBroker":
-        return RedisStore()
-    return MemoryStore()
+    from hubbub.broker.redis import RedisBroker
+
+    return RedisStore() if isinstance(broker, RedisBroker) else MemoryStore()
