@@ -95,6 +95,9 @@ class Hub:
         self._admitting: dict[str, int] = {}
         self._holding: dict[str, dict[str, list[Envelope]]] = {}
         """Per room, the clients joining with recovery and the live publications held for them meanwhile."""
+        self._floors: dict[str, dict[str, int]] = {}
+        """Per room, clients that were answered up to an offset: a live publication at or below it (late from
+        Redis) is not sent again. Each floor goes at the first publication above it."""
         self._online_at_open: set[str] = set()
 
     @property
@@ -233,6 +236,9 @@ class Hub:
         listening = self._listening.get(room)
         if listening is not None and listening.pop(client_id, None) is not None and not listening:
             del self._listening[room]
+        floors = self._floors.get(room)
+        if floors is not None and floors.pop(client_id, None) is not None and not floors:
+            del self._floors[room]
         return True
 
     # ---- the broker's callbacks (ClusterListener) --------------------------------------
@@ -481,12 +487,25 @@ class Hub:
         if not members:
             return 0
         holding = self._holding.get(room)
+        floors = self._floors.get(room)
+        if not holding and not floors:
+            return self._deliver(kept, list(members.values()), exclude)
+        skip: set[str] = set()
         if holding:
             for client_id, held in holding.items():
                 if client_id != exclude:
                     held.append(kept)
-            return self._deliver(kept, [c for c in members.values() if c.id not in holding], exclude)
-        return self._deliver(kept, list(members.values()), exclude)
+            skip.update(holding)
+        if floors:
+            offset = kept.offset or 0
+            for client_id, floor in list(floors.items()):
+                if offset <= floor:
+                    skip.add(client_id)
+                else:
+                    del floors[client_id]
+            if not floors:
+                del self._floors[room]
+        return self._deliver(kept, [c for c in members.values() if c.id not in skip], exclude)
 
     async def join_with_history(
         self, room: str, client_id: str, *, since: int | None = None, epoch: str | None = None, last: int | None = None
@@ -505,12 +524,14 @@ class Hub:
         holding = self._holding.setdefault(room, {})
         holding[client_id] = held
 
-        def stop_holding() -> None:
+        def stop_holding(floor: int | None = None) -> None:
             waiting = self._holding.get(room)
             if waiting is not None and waiting.get(client_id) is held:
                 del waiting[client_id]
                 if not waiting:
                     del self._holding[room]
+                if floor is not None and client_id in self._rooms.get(room, ()):
+                    self._floors.setdefault(room, {})[client_id] = floor
 
         try:
             await self.join(room, client_id)

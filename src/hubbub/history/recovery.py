@@ -72,14 +72,16 @@ class Recovery:
         return out
 
     def release(self) -> None:
-        """Stop holding live publications; send the held ones after the reply's position."""
-        if self._release is not None:
-            self._release()
-            self._release = None
+        """Stop holding live publications; send the held ones after the reply's position. Any publication
+        at or below the last one the client got that arrives later still (from another node) is not sent."""
         conn = self.conn
-        if conn is None:
-            return
-        for envelope in self.held:
-            if envelope.offset is None or envelope.offset > self.offset:
-                conn.send_nowait(envelope)
+        floor = self.offset
+        if conn is not None:
+            for envelope in self.held:
+                if envelope.offset is None or envelope.offset > floor:
+                    conn.send_nowait(envelope)
+                    floor = max(floor, envelope.offset or 0)
         self.held = []
+        if self._release is not None:
+            self._release(floor)
+            self._release = None
