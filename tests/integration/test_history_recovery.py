@@ -254,3 +254,28 @@ async def test_a_publication_dropped_by_backpressure_shows_as_an_offset_gap() ->
     assert offsets == sorted(offsets) and offsets[-1] == sent
     missing = sorted(set(range(1, sent + 1)) - set(offsets))
     assert missing and len(missing) == conn.dropped_count  # each drop is a visible gap
+
+
+async def test_the_http_publish_api_keeps_envelopes_and_honours_idempotency_keys(small: TestServer) -> None:
+    small.app.publish_api("key")
+    auth = {"authorization": "Bearer key"}
+    body = {"room": "api", "envelope": {"type": "news", "data": 1}, "idempotency_key": "evt-1"}
+    async with rooms_client(small) as member:
+        await member.call("hubbub.join", {"room": "api"})
+        first = (await small.request("POST", "/api/publish", json=body, headers=auth)).json()
+        retry = (await small.request("POST", "/api/publish", json=body, headers=auth)).json()
+        assert first == {"ok": True, "delivered": 1, "offset": 1, "epoch": first["epoch"], "duplicate": False}
+        assert retry == {"ok": True, "delivered": 0, "offset": 1, "epoch": first["epoch"], "duplicate": True}
+        assert await member.next(lambda e: e.get("type") == "news") == {"type": "news", "data": 1, "offset": 1}
+        for bad in (
+            {**body, "idempotency_key": ""},
+            {**body, "idempotency_key": 7},
+            {"room": "api", "text": "raw", "idempotency_key": "k"},
+            {"user": "u", "envelope": {"type": "x"}, "idempotency_key": "k"},
+        ):
+            assert (await small.request("POST", "/api/publish", json=bad, headers=auth)).status == 400
+        plain = {"room": "plain:x", "envelope": {"type": "news"}}
+        assert (await small.request("POST", "/api/publish", json=plain, headers=auth)).json() == {
+            "ok": True,
+            "delivered": 0,
+        }
