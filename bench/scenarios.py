@@ -332,7 +332,11 @@ SCENARIOS: dict[str, Scenario] = {
             "before delivery): in memory, in a SQLite file (`--store sqlite:///...`, WAL, one transaction "
             "per loop iteration, delivery after the commit), or in Redis (`--broker`, a private redis-server "
             "keeping nothing on disk; the append script publishes, every member gets it through the "
-            "subscription) beside Redis with history off. Pinned as Fan-out. Server CPU = utime+stime per "
+            "subscription) beside Redis with history off. The handler waits for each publication to be kept "
+            "(the acknowledgement) before the connection's next message is handled, so with a durable store "
+            "one publisher's publications are delivered one loop iteration each; `relay` rows start each "
+            "publish as a task instead, so the publications of an iteration share a commit or a pipeline. "
+            "Pinned as Fan-out. Server CPU = utime+stime per "
             "delivery (x {fanout_clients} = per publication); redis-server's CPU is its own column. "
             "Target: memory `on` at most 1.3x the server CPU per delivery of `off`.",
             (
@@ -346,8 +350,10 @@ SCENARIOS: dict[str, Scenario] = {
                 deploy.history("off", "plain"),
                 deploy.history("on, memory", "app"),
                 deploy.history("on, SQLite", "app", store="sqlite"),
+                deploy.history("on, SQLite, relay", "relay", store="sqlite"),
                 deploy.history("off, Redis", "plain", redis=True),
                 deploy.history("on, Redis", "app", redis=True),
+                deploy.history("on, Redis, relay", "relay", redis=True),
             ),
             scaleout.cross_node_fanout,
         ),

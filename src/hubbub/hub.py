@@ -250,7 +250,7 @@ class Hub:
         conns: list[Connection]
         kept_wire = publication.envelope
         if publication.offset is not None and kept_wire is not None:
-            kept = Envelope(kept_wire.get("type"), kept_wire.get("data"), offset=publication.offset)
+            kept = Envelope(kept_wire.get("type"), kept_wire.get("data"), room=str(target), offset=publication.offset)
             self._deliver_kept(str(target), kept, publication.exclude)
             return
         if kind == "room":
@@ -478,7 +478,7 @@ class Hub:
             return Published(appended.offset, appended.epoch, delivered)
         publication.offset = appended.offset
         await self._publish(publication)
-        kept = Envelope(data.type, data.data, offset=appended.offset)
+        kept = Envelope(data.type, data.data, room=room, offset=appended.offset)
         return Published(appended.offset, appended.epoch, self._deliver_kept(room, kept, exclude))
 
     def _deliver_kept(self, room: str, kept: Envelope, exclude: str | None) -> int:
@@ -558,7 +558,7 @@ class Hub:
         history answers offset 0, epoch "" and no publications."""
         policy = self.history_rules.policy(room) if self.history_rules else None
         if policy is None or self.store is None:
-            return HistoryPage(0, "", [], since is None and last is None)
+            return HistoryPage(0, "", [], since is None and last is None, room=room)
         return await self.store.history.read(room, policy, since=since, epoch=epoch, limit=limit, last=last)
 
     async def room_members(self, room: str) -> list[str]:

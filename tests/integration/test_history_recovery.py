@@ -85,10 +85,12 @@ async def test_history_20_on_join_then_live_with_the_next_offset(echo: TestServe
         assert reply["publications"][0] == {
             "type": "hubbub.message",
             "data": {"room": "r", "from": publisher.welcome["client_id"], "user": None, "data": {"n": 11}},
+            "room": "r",
             "offset": 11,
         }
         await publish(publisher, "r", 31)
-        assert (await joiner.next(published))["offset"] == 31
+        live = await joiner.next(published)
+        assert live == {**reply["publications"][0], "data": {**live["data"], "data": {"n": 31}}, "offset": 31}
 
 
 async def test_every_join_reply_carries_the_position_and_history_0_lists_nothing(echo: TestServer) -> None:
@@ -266,7 +268,7 @@ async def test_the_http_publish_api_keeps_envelopes_and_honours_idempotency_keys
         retry = (await small.request("POST", "/api/publish", json=body, headers=auth)).json()
         assert first == {"ok": True, "delivered": 1, "offset": 1, "epoch": first["epoch"], "duplicate": False}
         assert retry == {"ok": True, "delivered": 0, "offset": 1, "epoch": first["epoch"], "duplicate": True}
-        assert await member.next(lambda e: e.get("type") == "news") == {"type": "news", "data": 1, "offset": 1}
+        assert await member.next(lambda e: e.get("type") == "news") == {"type": "news", "data": 1, "room": "api", "offset": 1}
         for bad in (
             {**body, "idempotency_key": ""},
             {**body, "idempotency_key": 7},

@@ -67,14 +67,16 @@ class HistoryPage:
     epoch: str
     entries: list[Entry] = field(default_factory=list)
     complete: bool = True
+    room: str = ""
 
     def publications(self) -> list[dict[str, Any]]:
-        """The entries as a room member got them live: {"type", "data", "offset"} (raw payloads as
-        {"data", "offset"})."""
+        """The entries as a room member got them live: {"type", "data", "room", "offset"} (raw payloads as
+        {"data", "room", "offset"})."""
+        room = self.room
         return [
-            {**entry.payload, "offset": entry.offset}
+            {**entry.payload, "room": room, "offset": entry.offset}
             if isinstance(entry.payload, dict)
-            else {"data": entry.payload, "offset": entry.offset}
+            else {"data": entry.payload, "room": room, "offset": entry.offset}
             for entry in self.entries
         ]
 

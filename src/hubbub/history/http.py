@@ -7,7 +7,7 @@ of the path, percent-decoded. Authorised by `Authorization: Bearer <key>` or
 `X-API-Key: <key>`; 401 without it, 400 for bad parameters.
 
 Answer: {"room", "offset", "epoch", "complete", "publications": [{"type", "data",
-"offset"}...], "next"}: `next` is the `since` of the following page, or null when
+"room", "offset"}...], "next"}: `next` is the `since` of the following page, or null when
 this page reached the room's latest offset. `complete: false` means the history no
 longer covers what was asked (or the epoch is not the room's).
 """

@@ -150,7 +150,7 @@ class MemoryHistory(HistoryEngine):
             start = low - stream.first
             for offset, _, payload, _ in islice(stream.entries, start, start + high - low + 1):
                 entries.append(Entry(offset, payload))
-        return HistoryPage(visible, stream.epoch, entries, complete)
+        return HistoryPage(visible, stream.epoch, entries, complete, room=room)
 
     async def remove(self, room: str) -> None:
         self.streams.pop(room, None)

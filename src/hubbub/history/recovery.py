@@ -35,7 +35,7 @@ class Recovery:
     """A client's join: the room's position and, when asked, the publications it missed.
 
     `recovered` is None when no history was asked for; `publications` are wire maps
-    ({"type", "data", "offset"}), oldest first; `offset` is the position after them."""
+    ({"type", "data", "room", "offset"}), oldest first; `offset` is the position after them."""
 
     room: str
     offset: int = 0

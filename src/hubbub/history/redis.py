@@ -109,7 +109,7 @@ class RedisHistory(HistoryEngine):
             if low <= offset <= high:
                 entries.append(Entry(offset, payload_of(unpack(found[i + 1]))))
         entries.sort(key=lambda entry: entry.offset)
-        return HistoryPage(top, stream_epoch, entries, complete)
+        return HistoryPage(top, stream_epoch, entries, complete, room=room)
 
     async def remove(self, room: str) -> None:
         stream, meta = self._keys(room)

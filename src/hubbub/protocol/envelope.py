@@ -38,7 +38,7 @@ class Envelope:
     """A typed message: `Envelope("chat", {"text": "hi"})`. Hub and connection sends accept it
     wherever they accept text or bytes; each recipient gets it in its own codec."""
 
-    __slots__ = ("type", "data", "id", "error", "offset")
+    __slots__ = ("type", "data", "id", "error", "room", "offset")
 
     def __init__(
         self,
@@ -47,14 +47,16 @@ class Envelope:
         *,
         id: Any = None,
         error: dict[str, Any] | None = None,
+        room: str | None = None,
         offset: int | None = None,
     ):
         self.type = type
         self.data = data
         self.id = id
         self.error = error
+        self.room = room
         self.offset = offset
-        """A room publication's position in the room's history (rooms that keep history)."""
+        """A room publication's position in `room`'s history (rooms that keep history)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The envelope as the map that goes on the wire (absent fields left out)."""
@@ -68,6 +70,7 @@ class Envelope:
         else:
             out["data"] = self.data
         if self.offset is not None:
+            out["room"] = self.room
             out["offset"] = self.offset
         return out
 
