@@ -268,7 +268,12 @@ async def test_the_http_publish_api_keeps_envelopes_and_honours_idempotency_keys
         retry = (await small.request("POST", "/api/publish", json=body, headers=auth)).json()
         assert first == {"ok": True, "delivered": 1, "offset": 1, "epoch": first["epoch"], "duplicate": False}
         assert retry == {"ok": True, "delivered": 0, "offset": 1, "epoch": first["epoch"], "duplicate": True}
-        assert await member.next(lambda e: e.get("type") == "news") == {"type": "news", "data": 1, "room": "api", "offset": 1}
+        assert await member.next(lambda e: e.get("type") == "news") == {
+            "type": "news",
+            "data": 1,
+            "room": "api",
+            "offset": 1,
+        }
         for bad in (
             {**body, "idempotency_key": ""},
             {**body, "idempotency_key": 7},
