@@ -107,6 +107,8 @@ def run(
             app.use_broker(broker_from_url(broker, app))
         if store is not None:
             app.use_store(store)
+            if app.hub.broker.is_cluster and not store.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigurationError(f"--store {store} serves one process; with --broker, history lives in Redis")
         if workers > 1:
             if not app.hub.broker.is_cluster:
                 raise ConfigurationError("--workers needs a cluster broker: add --broker redis://HOST:PORT/DB")
@@ -117,7 +119,7 @@ def run(
         raise click.ClickException(str(exc)) from None
     try:
         run_app(app, host, port, reuse_port=reuse_port)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, ConfigurationError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

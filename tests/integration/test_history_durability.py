@@ -138,3 +138,28 @@ async def test_redis_engine_keeps_acknowledged_publications_through_sigkill_and_
         with echo_server(port, "--broker", redis.url, log=log) as proc:
             await wait_accepting(proc, port)
             await recover_after_restart(port, epoch, acked, seen)
+
+
+def run_to_exit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hubbub", "run", "examples/echo.py:app", "--port", str(free_port()), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_bad_store_urls_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    for url, problem in [
+        ("bogus://x", "unsupported store URL"),
+        ("sqlite://host/x.db", "bad SQLite URL"),
+        ("sqlite:///x.db?journal=off", "unknown SQLite URL option"),
+        (f"sqlite:///{tmp_path}/missing/dir/x.db", "cannot use the SQLite database"),
+        ("sqlite:///x.db?synchronous=SOMETIMES", "synchronous must be"),
+    ]:
+        result = run_to_exit("--store", url)
+        assert result.returncode == 1 and problem in result.stderr, (url, result.stderr)
+        assert "Traceback" not in result.stderr
+    with_redis = run_to_exit("--broker", "redis://127.0.0.1:1/0", "--store", f"sqlite:///{tmp_path}/x.db")
+    assert with_redis.returncode == 1 and "history lives in Redis" in with_redis.stderr

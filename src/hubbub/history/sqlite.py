@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from hubbub.errors import ConfigurationError
 from hubbub.history.base import Appended, HistoryPage, HistoryPolicy, Payload
 from hubbub.history.memory import MemoryHistory, Stream
 from hubbub.history.sqlite_db import SqliteDatabase
@@ -60,9 +61,12 @@ class SqliteHistory(MemoryHistory):
         self.database = database
 
     async def start(self) -> None:
-        await self.database.open()
-        await self.database.run(lambda conn: conn.executescript(SCHEMA))
-        self.streams = await self.database.run(self._load)
+        try:
+            await self.database.open()
+            await self.database.run(lambda conn: conn.executescript(SCHEMA))
+            self.streams = await self.database.run(self._load)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot use the SQLite database {self.database.path}: {exc}") from None
 
     async def stop(self) -> None:
         await self.database.flush()
