@@ -539,9 +539,7 @@ class Hub:
         except BaseException:
             stop_holding()
             raise
-        recovery = Recovery.merge(room, page, held, asked=asked, conn=conn)
-        recovery._release = stop_holding
-        return recovery
+        return Recovery.merge(room, page, held, asked=asked, conn=conn, on_release=stop_holding)
 
     async def room_history(
         self,

@@ -8,6 +8,7 @@ the reply is on its way, sends the held ones the reply did not include.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,12 +45,22 @@ class Recovery:
     publications: list[dict[str, Any]] = field(default_factory=list)
     conn: Connection | None = None
     held: list[Envelope] = field(default_factory=list)
-    _release: Any = None
+    on_release: Callable[[int], None] | None = None
+    """Called by `release` with the last offset the client got: stop holding, keep that floor."""
 
     @classmethod
-    def merge(cls, room: str, page: HistoryPage, held: list[Envelope], *, asked: bool, conn: Connection) -> Recovery:
+    def merge(
+        cls,
+        room: str,
+        page: HistoryPage,
+        held: list[Envelope],
+        *,
+        asked: bool,
+        conn: Connection,
+        on_release: Callable[[int], None],
+    ) -> Recovery:
         """The reply to a join from a history page and what was held meanwhile."""
-        recovery = cls(room, page.offset, page.epoch, page.complete if asked else None, conn=conn, held=held)
+        recovery = cls(room, page.offset, page.epoch, page.complete if asked else None, [], conn, held, on_release)
         if asked:
             recovery.publications = page.publications()
             recovery.take_held()
@@ -82,6 +93,6 @@ class Recovery:
                     conn.send_nowait(envelope)
                     floor = max(floor, envelope.offset or 0)
         self.held = []
-        if self._release is not None:
-            self._release(floor)
-            self._release = None
+        if self.on_release is not None:
+            self.on_release(floor)
+            self.on_release = None
