@@ -53,6 +53,8 @@ class Publication:
     origin: str = ""
     sent_at: int = 0
     """When it was published (ms, the cluster's clock; 0: unknown). A node does not deliver it much later."""
+    offset: int | None = None
+    """A room publication's offset in the room's history (None: the room keeps none)."""
 
     @classmethod
     def carrying(
@@ -77,6 +79,7 @@ class Publication:
             "cr": self.reason,
             "o": self.origin,
             "s": self.sent_at,
+            "n": self.offset,
         }
 
     @classmethod
@@ -94,6 +97,7 @@ class Publication:
             reason=str(raw.get("cr", "")),
             origin=str(raw.get("o", "")),
             sent_at=int(raw.get("s") or 0),
+            offset=raw.get("n"),
         )
 
 

@@ -87,6 +87,16 @@ declare namespace Hubbub {
     rooms: string[];
     /** Rooms the server refused (these are forgotten) or that could not be asked (connection lost; kept). */
     failed: { room: string; error: HubbubError }[];
+    /** Rooms with history whose missed publications could not all be recovered (trimmed, expired, or a new
+     * epoch): the app should reload their state. In the others every missed publication was delivered,
+     * in order, before any later one. */
+    unrecovered: string[];
+  }
+
+  /** Where a client is in a room's history: the last publication it received. */
+  interface Position {
+    offset: number;
+    epoch: string;
   }
 
   interface ClientErrorInfo {
@@ -132,6 +142,9 @@ declare namespace Hubbub {
     id?: string | number;
     data?: Json;
     error?: ErrorBody;
+    /** A publication in a room with history: its room and offset. */
+    room?: string;
+    offset?: number;
   }
 
   interface LifecycleEvents {
@@ -182,6 +195,9 @@ declare namespace Hubbub {
     readonly connected: boolean;
     /** Rooms joined with `join`; they are joined again after each reconnect. */
     readonly rooms: ReadonlySet<string>;
+    /** Per joined room that keeps history, the position of the last publication received; a rejoin
+     * recovers everything after it (each missed publication is delivered to the listeners as if live). */
+    readonly positions: ReadonlyMap<string, Position>;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its
@@ -213,7 +229,10 @@ declare namespace Hubbub {
     handle<T = any, R = unknown>(type: string, fn: ((data: T, envelope: Envelope) => R | Promise<R>) | null): void;
 
     /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a reconnect. */
-    join(room: string, options?: RequestOptions): Promise<{ room: string }>;
+    join(
+      room: string,
+      options?: RequestOptions & { history?: number },
+    ): Promise<{ room: string; offset: number; epoch: string; recovered?: boolean; publications?: Envelope[] }>;
     /** Leave a room; while disconnected it only forgets the room (membership ended with the connection). */
     leave(room: string, options?: RequestOptions): Promise<{ room: string }>;
     /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");

@@ -86,6 +86,9 @@
       this.connected = false;
       /** Rooms joined through this client; re-joined after every reconnect. */
       this.rooms = new Set();
+      /** Per joined room that keeps history, the position of the last publication received:
+       *  { offset, epoch }. A rejoin asks for everything after it (docs/protocol.md, "History and recovery"). */
+      this.positions = new Map();
 
       this._listeners = new Map();
       this._handlers = new Map();
@@ -246,16 +249,31 @@
 
     // ---- rooms -----------------------------------------------------------------------
 
-    /** Join a room (hubbub.join); it is re-joined after every reconnect. */
+    /** Join a room (hubbub.join); it is re-joined after every reconnect, recovering what was missed
+     *  in a room with history. `options.history`: also get the room's last N publications (as events). */
     async join(room, options = {}) {
-      const reply = await this.request("hubbub.join", { room }, options);
+      const data = { room };
+      if (options.history !== undefined) data.history = options.history;
+      const reply = await this.request("hubbub.join", data, options);
       this.rooms.add(room);
+      this._joined(room, reply);
       return reply;
+    }
+
+    /** Take a join reply's position and hand its publications to the listeners, in order. */
+    _joined(room, reply) {
+      if (!reply || typeof reply.epoch !== "string" || reply.epoch === "") {
+        this.positions.delete(room);
+        return;
+      }
+      this.positions.set(room, { offset: reply.offset, epoch: reply.epoch });
+      for (const publication of reply.publications || []) this._fire(publication.type, publication.data, publication);
     }
 
     /** Leave a room (hubbub.leave). Resolves at once while disconnected: membership ended with the connection. */
     async leave(room, options = {}) {
       this.rooms.delete(room);
+      this.positions.delete(room);
       if (!this.connected) return { room };
       try {
         return await this.request("hubbub.leave", { room }, options);
@@ -382,6 +400,10 @@
       } else if (type === "hubbub.error") {
         this._fire(type, envelope.error || envelope.data, envelope);
       } else {
+        if (typeof envelope.offset === "number") {
+          const position = this.positions.get(envelope.room);
+          if (position) position.offset = envelope.offset;
+        }
         this._fire(type, envelope.data, envelope);
       }
     }
@@ -413,12 +435,18 @@
       const rooms = Array.from(this.rooms);
       if (rooms.length === 0) return;
       const timeout = this.options.requestTimeoutMs;
-      const attempts = rooms.map((room) =>
-        this._request("hubbub.join", { room }, timeout).then(
-          () => ({ room, ok: true }),
+      const attempts = rooms.map((room) => {
+        const data = { room };
+        const position = this.positions.get(room);
+        if (position) data.since = { offset: position.offset, epoch: position.epoch };
+        return this._request("hubbub.join", data, timeout).then(
+          (reply) => {
+            this._joined(room, reply);
+            return { room, ok: true, recovered: !position || reply.recovered === true };
+          },
           (error) => ({ room, ok: false, error }),
-        ),
-      );
+        );
+      });
       Promise.all(attempts).then((results) => {
         const failed = [];
         for (const result of results) {
@@ -427,7 +455,12 @@
           if (!lost) this.rooms.delete(result.room);
           failed.push({ room: result.room, error: result.error });
         }
-        this._fire("rejoin", { rooms: results.filter((r) => r.ok).map((r) => r.room), failed });
+        const rejoined = results.filter((r) => r.ok);
+        this._fire("rejoin", {
+          rooms: rejoined.map((r) => r.room),
+          failed,
+          unrecovered: rejoined.filter((r) => !r.recovered).map((r) => r.room),
+        });
       });
     }
 
