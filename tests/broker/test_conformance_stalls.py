@@ -145,6 +145,23 @@ async def test_a_node_reaped_while_cut_off_rewrites_its_state_and_its_old_writes
     assert cut_off._epoch != old_epoch
     for watcher in (0, 2):
         await assert_whole(cluster, people, watcher)
+    back = sorted([people["ana@1"].client_id, people["bea@1"].client_id])
+    await cluster.journal.until(
+        lambda: all(sorted(presence_joins(cluster, watcher, "lobby")) == back for watcher in (0, 2)),
+        "nodes 0 and 2 to hear that node 1's members are back in the lobby",
+    )
+
+
+def presence_joins(cluster: BrokerCluster, node: int, room: str) -> list[str]:
+    """Client ids of the presence join envelopes about `room` delivered to a node."""
+    return [
+        p.envelope["data"]["client_id"]
+        for p in cluster.journal.delivered(node)
+        if p.envelope is not None
+        and p.channel_only
+        and p.envelope["data"]["action"] == "join"
+        and p.envelope["data"]["room"] == room
+    ]
 
 
 async def test_a_node_whose_connections_redis_lost_writes_them_back(

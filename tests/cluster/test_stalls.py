@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +92,13 @@ async def joined(room: str, *peers: ChatPeer) -> None:
     """Each peer joins `room`."""
     for peer in peers:
         assert await peer.request("hubbub.join", {"room": room}) == {"room": room}
+
+
+def presence(action: str, client_id: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches a hubbub.presence event about one client."""
+    return lambda e: (
+        e.get("type") == "hubbub.presence" and e["data"]["action"] == action and e["data"]["client_id"] == client_id
+    )
 
 
 async def assert_sends_across(sender: Node, receiver: ChatPeer) -> None:
@@ -201,6 +209,8 @@ async def test_a_node_paused_past_node_timeout_comes_back_whole(two_nodes: Setti
         assert await get(node, "/users/ana") == {"clients": [ana.client_id], "online": True}
     await assert_sends_across(b_node, ana)
     await assert_sends_across(a_node, bob)
+    await bob.next(presence("leave", ana.client_id))  # from the reaper
+    await bob.next(presence("join", ana.client_id))  # from A, back
 
     heard = await probe_until_heard(on_b, on_a)
     assert "while A was paused" not in heard, "a publication was delivered after the pause"

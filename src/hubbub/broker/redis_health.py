@@ -33,15 +33,16 @@ logger = logging.getLogger("hubbub.broker.redis")
 class RedisHealth(RedisPubSub):
     """The node's lease and the cluster's housekeeping, run by the heartbeat."""
 
-    async def _claim(self) -> list[str]:
+    async def _claim(self) -> tuple[bool, list[str]]:
         """Take a new epoch (every write made with an older one is refused from now on) and renew the lease;
-        returns the client ids Redis holds for this node. Runs after every call queued before it."""
+        returns whether the node had been reaped and the client ids Redis holds for it. Runs after every
+        call queued before it."""
         epoch = uuid.uuid4().hex[:16]
         self._epoch = epoch
         sent = time.time()
         out = await self._scripts.call(lua.CLAIM, self.ns, self.node_id, epoch, self._lease_ms)
         self._set_clock(int(out[0]), sent)
-        return [text(raw) for raw in out[1:]]
+        return int(out[1]) == 1, [text(raw) for raw in out[2:]]
 
     def _set_clock(self, redis_now: int, sent: float) -> None:
         self._clock_offset = redis_now - int((sent + time.time()) * 500)
@@ -152,7 +153,7 @@ class RedisHealth(RedisPubSub):
         """Take a new epoch, take out what Redis holds for this node but it no longer has (connections that
         closed, rooms left while Redis was unreachable), and write each connection with exactly its rooms.
         Every call is queued at once after the claim, so no change made meanwhile is overwritten."""
-        held = await self._claim()
+        reaped, held = await self._claim()
         epoch = self._epoch
         stale = [  # they closed a while ago: no grace left
             self._scripts.submit(lua.UNREGISTER, self.ns, client_id, self.node_id, epoch, 0, "")
@@ -182,9 +183,21 @@ class RedisHealth(RedisPubSub):
         for member, result in zip(members, results[len(stale) :], strict=True):
             if result == lua.FENCED:
                 self._needs_resync = True
-            elif result == 1 and self._listener is not None and member.user_id is not None:
+                continue
+            if result == 1 and self._listener is not None and member.user_id is not None:
                 self._listener.user_online(member.user_id)
+            if reaped:
+                await self._announce_return(member)
         return len(members)
+
+    async def _announce_return(self, member: Member) -> None:
+        """The reaper told every room this member left: tell them it is back (here and on other nodes)."""
+        for room in sorted(self._member_rooms.get(member.client_id, ())):
+            publication = _presence(room, member, "join", self.node_id)
+            publication.exclude = member.client_id
+            if self._listener is not None:
+                self._listener.deliver(publication)
+            await self.publish(publication)
 
     async def _flush_dropped(self) -> None:
         if self._listener is None:
@@ -218,7 +231,7 @@ class RedisHealth(RedisPubSub):
                 logger.info("reaped node %s", key)
             elif kind == "leave":
                 member = member_from_blob(blob)
-                await self._publish_now(self._room_channel(key), _presence_leave(key, member, "reaper"))
+                await self._publish_now(self._room_channel(key), _presence(key, member, "leave", "reaper"))
             elif kind == "offline" and self._listener is not None:
                 self._listener.user_offline(key)
 
@@ -230,13 +243,13 @@ class RedisHealth(RedisPubSub):
                 self._listener.user_offline(text(raw))
 
 
-def _presence_leave(room: str, member: Member, origin: str) -> Publication:
+def _presence(room: str, member: Member, action: str, origin: str) -> Publication:
     from hubbub.protocol import envelope as env
 
     return Publication(
         kind="room",
         target=room,
-        envelope={"type": env.PRESENCE, "data": {"room": room, "action": "leave", **member.who()}},
+        envelope={"type": env.PRESENCE, "data": {"room": room, "action": action, **member.who()}},
         channel_only=True,
         origin=origin,
     )

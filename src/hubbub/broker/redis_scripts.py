@@ -3,6 +3,7 @@
 Keys (prefix `ns`):
   ns:nodes            ZSET  node id -> lease expiry (ms, Redis's clock)
   ns:epochs           HASH  node id -> its current epoch (the fence of its writes)
+  ns:reaped:<node>    STRING set when the node was reaped (an hour), so that it announces its members again
   ns:conns:<node>     HASH  client id -> member JSON {"c","n","u","i"}
   ns:crooms:<client>  SET   rooms of a client
   ns:room:<room>      HASH  client id -> member JSON
@@ -47,11 +48,13 @@ local ns, node, epoch, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('HSET', ns .. ':epochs', node, epoch)
 redis.call('ZADD', ns .. ':nodes', now + lease, node)
 local out = redis.call('HKEYS', ns .. ':conns:' .. node)
+table.insert(out, 1, redis.call('DEL', ns .. ':reaped:' .. node))
 table.insert(out, 1, now)
 return out
 """
 )
-"""Take a new epoch and renew the lease; returns Redis's time (ms) then the client ids Redis holds for the node."""
+"""Take a new epoch and renew the lease; returns Redis's time (ms), 1 if the node had been reaped (0 otherwise),
+then the client ids Redis holds for the node."""
 
 RENEW: Final = (
     """
@@ -238,6 +241,7 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':nodes', '-inf', now - 
   if dead ~= node then
     redis.call('ZREM', ns .. ':nodes', dead)
     redis.call('HDEL', ns .. ':epochs', dead)
+    redis.call('SET', ns .. ':reaped:' .. dead, '1', 'PX', 3600000)
     table.insert(out, 'node')
     table.insert(out, dead)
     table.insert(out, '')
