@@ -45,9 +45,7 @@ StoreFactory = Callable[..., Awaitable[InboxStore]]
 
 
 @pytest.fixture(params=ENGINES)
-async def open_store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
-) -> AsyncIterator[StoreFactory]:
+async def open_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> AsyncIterator[StoreFactory]:
     """Open stores of the engine under test (`await open_store(size=..., ttl=...)`); closed at teardown.
     Stores opened by one test share their data (one file, one namespace), as after a restart."""
     engine: str = request.param
