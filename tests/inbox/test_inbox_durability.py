@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 
 from hubbub.broker.redis import RedisBroker
+from hubbub.emitter import Emitter
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import serve_app
 from hubbub.testing.cluster import free_port
@@ -184,3 +185,22 @@ async def test_a_durable_send_on_one_node_reaches_devices_on_every_node(inbox_re
         async with device(on_b, "alice", "phone") as phone, device(on_b, "alice", "laptop") as laptop:
             assert [e["data"] for e in await durable(phone, 1)] == ["from a"]
             assert [e["data"] for e in await durable(laptop, 2)] == ["from b", "from a"]
+
+
+async def test_an_emitter_durable_send_waits_in_the_nodes_inbox(inbox_redis: object) -> None:
+    redis_url = inbox_redis.url  # type: ignore[attr-defined]
+    namespace = f"emit-{uuid.uuid4().hex[:8]}"
+    async with (
+        serve_app(make_app(broker=RedisBroker(f"{redis_url}?namespace={namespace}"))) as node,
+        Emitter(redis_url, namespace=namespace) as emitter,
+    ):
+        base = node.url("").rstrip("/")
+        await emitter.send_to_user("alice", Envelope("job", "done"), durable=True)
+        async with device(base, "alice", "phone") as phone:
+            assert await durable(phone, 1) == [{"type": "job", "inbox": 1, "data": "done"}]
+            await emitter.send_to_users(["alice", "bob"], Envelope("job", "live"), durable=True)
+            assert await durable(phone, 1) == [{"type": "job", "inbox": 2, "data": "live"}]
+        async with device(base, "bob", "phone") as bob:
+            assert await durable(bob, 1) == [{"type": "job", "inbox": 1, "data": "live"}]
+        with pytest.raises(TypeError, match="a durable message must be an Envelope"):
+            await emitter.send_to_user("alice", "text", durable=True)
