@@ -130,7 +130,7 @@ class RedisInboxStore(InboxStore):
         return cls(client, limits, owns_client=True, **kwargs)
 
     async def start(self) -> None:
-        await self.redis.ping()
+        """Nothing to open: the client connects on first use."""
 
     async def close(self) -> None:
         while self._batch or self._flushes:
