@@ -236,3 +236,21 @@ async def test_messages_older_than_the_ttl_are_not_delivered() -> None:
         async with device(base(server), "alice", "phone") as phone:
             assert await notice(phone) == {"device": "phone", "pending": 1, "missed": 1}  # 61 s old: gone
             assert await durable(phone, 1) == [{"type": "notification", "inbox": 2, "data": "fresh"}]
+
+
+class FailingReads(MemoryInboxStore):
+    """A memory engine whose backlog reads fail, as a store that lost its disk or its Redis would."""
+
+    async def backlog(self, user_id: str, device: str) -> Any:
+        raise OSError("disk I/O error")
+
+
+async def test_a_store_that_cannot_be_read_gets_a_clear_error_and_live_messages_still_flow() -> None:
+    unavailable = {"code": "inbox_unavailable", "message": "the inbox could not be read; reconnect later"}
+    async with serve_app(make_app(FailingReads())) as server, device(base(server), "alice", "phone") as phone:
+        error = await phone.next(lambda envelope: envelope.get("type") == "hubbub.error")
+        assert error["error"] == unavailable
+        assert await send(server, "alice", "live") == 1
+        assert offsets(await durable(phone, 1)) == [1]
+        refused = await phone.error("hubbub.ack", {"inbox": 1})
+        assert refused["message"] == "ack of inbox offset 1 beyond what this connection was sent"
