@@ -16,10 +16,11 @@ from urllib.parse import quote
 
 import pytest
 
+from hubbub import App
 from hubbub.broker.redis import RedisBroker
 from hubbub.client import connect
-from hubbub.errors import HandshakeError
-from hubbub.inbox import InboxLimits, MemoryInboxStore
+from hubbub.errors import ConfigurationError, HandshakeError
+from hubbub.inbox import Inbox, InboxLimits, MemoryInboxStore
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import TestServer, serve_app
 from tests.inbox.conftest import ENGINES, Clock
@@ -254,3 +255,22 @@ async def test_a_store_that_cannot_be_read_gets_a_clear_error_and_live_messages_
         assert offsets(await durable(phone, 1)) == [1]
         refused = await phone.error("hubbub.ack", {"inbox": 1})
         assert refused["message"] == "ack of inbox offset 1 beyond what this connection was sent"
+
+
+def test_limits_go_to_the_engine_when_an_engine_is_given() -> None:
+    with pytest.raises(ConfigurationError, match="give the limits to the engine itself"):
+        Inbox(MemoryInboxStore(), limits=InboxLimits(size=5))
+    assert Inbox("sqlite:///x.db", limits=InboxLimits(size=5)) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///", "a SQLite store URL is sqlite:///relative.db or sqlite:////absolute.db"),
+        ("sqlite://x.db", "a SQLite store URL is sqlite:///relative.db or sqlite:////absolute.db"),
+        ("postgres://db/app", "unknown store URL"),
+    ],
+)
+async def test_a_bad_store_url_is_a_configuration_error(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        await Inbox(url).start(App().hub)

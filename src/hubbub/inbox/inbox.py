@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from hubbub.broker.base import Publication
+from hubbub.errors import ConfigurationError
 from hubbub.inbox.base import InboxLimits, InboxStore
 from hubbub.inbox.session import DeviceSession
 from hubbub.inbox.wire import DEVICE_PARAM, NOTICE, InboxEnvelope, decode_body, encode_body, valid_device
@@ -39,6 +40,8 @@ class Inbox:
     memory otherwise. `limits` applies to engines opened from a URL or None."""
 
     def __init__(self, store: InboxStore | str | None = None, *, limits: InboxLimits | None = None) -> None:
+        if isinstance(store, InboxStore) and limits is not None:
+            raise ConfigurationError("give the limits to the engine itself, e.g. MemoryInboxStore(InboxLimits(...))")
         self._spec = store
         self._limits = limits
         self.store: InboxStore | None = store if isinstance(store, InboxStore) else None
