@@ -43,8 +43,16 @@ def test_live_messages_wait_for_the_backlog_and_overlaps_are_sent_once() -> None
     device.replay(2, [message(2), message(3)])
     assert outbox.sent == [2, 3, 4] and not device.loading
     assert device.acked_limit == 4
-    assert not device.offer(message(4))  # already sent
     assert device.offer(message(5)) and outbox.sent == [2, 3, 4, 5]
+    assert not device.offer(message(3))  # a late live copy of what the backlog gave (another node's)
+    assert outbox.sent == [2, 3, 4, 5]
+
+
+def test_a_stream_that_starts_again_is_followed() -> None:
+    device, outbox = session()
+    device.replay(1, [message(1), message(2), message(3)])
+    assert device.offer(message(1))  # the store lost the stream: offsets start again
+    assert outbox.sent == [1, 2, 3, 1] and device.acked_limit == 1
 
 
 def test_an_empty_backlog_starts_after_the_last_offset() -> None:

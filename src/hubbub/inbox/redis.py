@@ -16,6 +16,9 @@ import asyncio
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from hubbub.errors import BrokerUnavailable
 from hubbub.inbox.base import Backlog, Clock, InboxLimits, InboxStore, StoredMessage, missed
 
 _LIB = """
@@ -163,10 +166,11 @@ class RedisInboxStore(InboxStore):
                 for script, args, _ in batch:
                     await script(keys=[], args=args, client=pipe)
                 results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
+        except (RedisError, OSError) as exc:
+            failure = BrokerUnavailable(f"cannot reach the Redis inbox: {exc}")
             for _, _, future in batch:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(failure)
             return
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
