@@ -30,6 +30,8 @@ from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
 from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
 from hubbub.hub import Hub
+from hubbub.inbox import Inbox, InboxStore
+from hubbub.inbox.wire import BAD_DEVICE, DEVICE_PARAM, valid_device
 from hubbub.options import ServerOptions
 from hubbub.pipeline import Pipeline
 from hubbub.presence import PresenceHook
@@ -56,6 +58,20 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
 def _log_background_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+
+def _inbox_url(store: str | Store | None) -> str | None:
+    """The inbox's store URL for the app's store: the same file or server (None: the broker decides)."""
+    url = store.url if isinstance(store, Store) else store
+    if url is None:
+        return None
+    if url in ("memory", "memory://"):
+        return "memory://"
+    if url.startswith("sqlite:"):
+        return url.split("?", 1)[0]
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return url
+    return None
 
 
 def to_response(result: Any) -> Response:
@@ -88,6 +104,7 @@ class App:
         *,
         broker: Broker | None = None,
         store: str | Store | None = None,
+        inbox: Inbox | InboxStore | str | None = None,
         **option_changes: Any,
     ) -> None:
         base = options or ServerOptions()
@@ -97,7 +114,9 @@ class App:
             presence_grace=self.options.presence_grace,
             room_presence_events=self.options.room_presence_events,
             store=open_store(store),
+            inbox=inbox if isinstance(inbox, Inbox) else Inbox(inbox if inbox is not None else _inbox_url(store)),
         )
+        self._inbox_given = inbox is not None
         self._authenticator: Authenticator | None = None
         self._handshakes = (
             HandshakeLimiter(self.options.handshakes_per_ip, self.options.handshake_window)
@@ -245,6 +264,8 @@ class App:
         sqlite:////abs/path.db, redis://...) or a Store; call before serving. The default is
         memory, or Redis with the Redis broker."""
         self.hub.store = open_store(store)
+        if not self._inbox_given:
+            self.hub.inbox = Inbox(_inbox_url(store))
 
     # ---- history ------------------------------------------------------------------------------
 
@@ -429,6 +450,9 @@ class App:
                 return response
         else:
             endpoint, request.path_params = matched
+        device = request.query.get(DEVICE_PARAM) if isinstance(endpoint, Channel) else None
+        if device is not None and not valid_device(device):
+            return error_response(400, BAD_DEVICE)
         pipeline = self._pipeline(endpoint)
         offered = [
             name for name in handshake.offered_subprotocols(request) if not name.startswith(SUBPROTOCOL_TOKEN_PREFIX)

@@ -77,6 +77,7 @@
         requestTimeoutMs: options.requestTimeoutMs ?? 10000,
         noReconnectCodes: options.noReconnectCodes ? Array.from(options.noReconnectCodes) : NO_RECONNECT_CODES,
         maxBuffered: options.maxBuffered ?? 1000,
+        autoAck: options.autoAck !== false,
       };
       /** Id of the current connection (from the welcome); null while disconnected. */
       this.clientId = null;
@@ -84,6 +85,8 @@
       this.user = null;
       /** Whether the welcome of the current connection arrived (sends go out at once). */
       this.connected = false;
+      /** The inbox device of the current connection (from the welcome; set by `?device=` in the URL). */
+      this.device = null;
       /** Rooms joined through this client; re-joined after every reconnect. */
       this.rooms = new Set();
       /** Per joined room that keeps history, the position of the last publication received:
@@ -104,6 +107,8 @@
       this._welcomed = false;
       this._everConnected = false;
       this._welcomeInfo = null;
+      this._ackUpTo = 0;
+      this._ackQueued = false;
       if (options.autoConnect !== false) this.connect();
     }
 
@@ -405,7 +410,25 @@
           if (position) position.offset = envelope.offset;
         }
         this._fire(type, envelope.data, envelope);
+        if (typeof envelope.inbox === "number") this._inboxReceived(ws, envelope.inbox);
       }
+    }
+
+    /** A durable message reached the listeners: acknowledge it (one hubbub.ack per burst, the highest offset). */
+    _inboxReceived(ws, offset) {
+      if (!this.options.autoAck || this.device === null) return;
+      if (offset > this._ackUpTo) this._ackUpTo = offset;
+      if (this._ackQueued) return;
+      this._ackQueued = true;
+      setTimeout(() => {
+        this._ackQueued = false;
+        if (ws === this._ws && this.connected) ws.send(JSON.stringify({ type: "hubbub.ack", data: { inbox: this._ackUpTo } }));
+      }, 0);
+    }
+
+    /** Acknowledge durable messages up to `offset` (with `autoAck: false`); resolves with {inbox: cursor}. */
+    ack(offset, options = {}) {
+      return this.request("hubbub.ack", { inbox: offset }, options);
     }
 
     _welcome(ws, data) {
@@ -416,7 +439,9 @@
       this._attempt = 0;
       this.clientId = data.client_id ?? null;
       this.user = data.user ?? null;
-      this._welcomeInfo = { clientId: this.clientId, user: this.user, protocol: data.protocol, reconnected };
+      this.device = data.device ?? null;
+      this._ackUpTo = 0;
+      this._welcomeInfo = { clientId: this.clientId, user: this.user, protocol: data.protocol, reconnected, device: this.device };
       this._rejoin();
       const buffered = this._buffer;
       this._buffer = [];
