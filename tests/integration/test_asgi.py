@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 
 from hubbub import App, Event, HTTPError, Request, StreamingResponse, User
 from hubbub.client import WebSocketClient, connect
-from hubbub.errors import HandshakeError
+from hubbub.errors import ConnectionClosed, HandshakeError
 from tests.support.processes import free_port, wait_accepting
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,8 @@ async def uvicorn_serving(asgi_app: Any) -> AsyncIterator[int]:
 def build_app(broker: Any = None) -> App:
     """Raw echo, a room route, users from a query token, a channel, HTTP routes."""
     app = App(broker=broker)
-    log: list[str] = app.state_log = []  # type: ignore[attr-defined]
+    log: list[str] = []
+    app.state_log = log  # type: ignore[attr-defined]
 
     @app.authenticate
     def by_token(request: Request) -> User | None:
@@ -174,9 +175,10 @@ async def test_users_presence_and_refused_handshakes_under_uvicorn() -> None:
     log: list[str] = app.state_log  # type: ignore[attr-defined]
     async with uvicorn_serving(app) as port:
         base = f"ws://127.0.0.1:{port}"
-        with pytest.raises(HandshakeError) as refused:
-            await connect(f"{base}/me")
-        assert refused.value.status in (401, 403)  # 401 where the server can send an HTTP answer
+        anonymous = await connect(f"{base}/me")
+        with pytest.raises(ConnectionClosed):
+            await anonymous.recv(timeout=5)
+        assert (anonymous.close_code, anonymous.close_reason) == (4001, "authentication required")
         phone: WebSocketClient = await connect(f"{base}/me?token=t-ada")
         laptop: WebSocketClient = await connect(f"{base}/me?token=t-ada")
         await phone.send("hello")
@@ -192,17 +194,43 @@ async def test_users_presence_and_refused_handshakes_under_uvicorn() -> None:
                 await asyncio.sleep(0.02)
 
 
-async def test_lifespan_shutdown_closes_connections_with_1001() -> None:
-    """Stopping uvicorn runs the lifespan shutdown: clients get 1001 and shutdown hooks run."""
+async def test_refused_handshake_answers_http_under_uvicorn() -> None:
+    """auth_failure="http": the refusal is an HTTP 401 with hubbub's JSON body, sent through uvicorn."""
+    app = build_app()
+    app.options = app.options.replace(auth_failure="http")
+    async with uvicorn_serving(app) as port:
+        with pytest.raises(HandshakeError) as refused:
+            await connect(f"ws://127.0.0.1:{port}/me?token=nope")
+        assert refused.value.status == 401
+        assert json.loads(refused.value.body) == {"error": "authentication required", "code": 4001}
+
+
+async def test_stopping_uvicorn_closes_connections_and_runs_shutdown_hooks() -> None:
+    """Stopping uvicorn: it closes WebSockets itself (1012, its choice), then the lifespan
+    shutdown runs the app's shutdown hooks; the connections have left their rooms."""
     app = build_app()
     log: list[str] = app.state_log  # type: ignore[attr-defined]
     async with uvicorn_serving(app) as port:
         ws = await connect(f"ws://127.0.0.1:{port}/rooms/x")
         assert await ws.recv() == "joined"
     assert log[-1] == "shutdown"
-    with pytest.raises(Exception):  # noqa: B017 - closed: recv raises ConnectionClosed
+    with pytest.raises(ConnectionClosed):
         await ws.recv(timeout=5)
-    assert ws.close_code == 1001
+    assert ws.close_code == 1012
+    assert await app.hub.room_count("x") == 0
+
+
+async def test_app_stop_closes_connections_with_1001() -> None:
+    """The app's own graceful stop (lifespan exit) closes what is still open with 1001."""
+    app = build_app()
+    async with uvicorn_serving(app) as port:
+        ws = await connect(f"ws://127.0.0.1:{port}/rooms/x")
+        assert await ws.recv() == "joined"
+        await app.asgi.stop()
+        with pytest.raises(ConnectionClosed):
+            await ws.recv(timeout=5)
+        assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
+        assert app.state_log[-1] == "shutdown"  # type: ignore[attr-defined]
 
 
 async def test_rooms_cross_two_uvicorn_servers_through_redis(redis_url: str) -> None:
@@ -283,7 +311,7 @@ async def test_backpressure_drops_under_asgi() -> None:
 async def test_uvicorn_command_serves_the_echo_example(tmp_path: Path) -> None:
     """`uvicorn examples.echo:app`, as a user would type it, serves the echo and fan-out routes."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "examples.echo:app", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "uvicorn", "examples.echo:app", "--port", str(port)]
     with (tmp_path / "stderr").open("wb") as err:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -302,8 +330,12 @@ async def test_uvicorn_command_serves_the_echo_example(tmp_path: Path) -> None:
                 received = await a.recv()
             assert received == "all"
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 10) == 0
+        assert await asyncio.to_thread(proc.wait, 10) in (0, -signal.SIGTERM)  # newer uvicorn re-raises it
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+    logged = (tmp_path / "stderr").read_text()
+    assert "Application startup complete" in logged
+    assert "Application shutdown complete" in logged
+    assert "Traceback" not in logged
