@@ -391,6 +391,7 @@ class App:
 
     async def handle_http(self, request: Request) -> Response:
         """Answer a plain HTTP request."""
+        request.app = self
         matched = self._match_http(request)
         if isinstance(matched, Response):
             return matched
@@ -432,6 +433,7 @@ class App:
     async def handle_upgrade(self, request: Request) -> Response | Connection | ClosingSession:
         """Decide a WebSocket upgrade: rate limit, route, authenticate, run connect
         before-middleware; or refuse."""
+        request.app = self
         limiter = self._handshakes
         if limiter is not None:
             now = asyncio.get_running_loop().time()

@@ -120,6 +120,7 @@ class Request:
         "_headers",
         "_query",
         "_upgrade_to",
+        "app",
         "body",
         "client",
         "http_version",
@@ -152,6 +153,8 @@ class Request:
         self._upgrade_to: object | None = None
         self.user: User | None = None
         """The user an authenticated HTTP route's authenticator returned (None elsewhere)."""
+        self.app: Any = None
+        """The App answering this request (set before any handler or middleware runs)."""
 
     @property
     def headers(self) -> Headers:
