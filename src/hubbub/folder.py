@@ -148,10 +148,9 @@ def _message_handler(
             await event.send(_error(str(exc)))
             return
         try:
-            async with asyncio.timeout(timeout):
-                result = handler(event)
-                if inspect.isawaitable(result):
-                    result = await result
+            result = handler(event)
+            if inspect.isawaitable(result):  # a plain function cannot be interrupted: only coroutines time out
+                result = await asyncio.wait_for(result, timeout)
         except TimeoutError:
             logger.error("%s: on_message timed out after %s s on connection %s", label, timeout, event.client_id)
             await event.send(_error(f"timed out after {timeout:g} s"))
