@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
-from hubbub.connection import encode_for
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
+from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope
 from hubbub.transport.message import Outgoing
 from hubbub.transport.websocket import TransportStats
