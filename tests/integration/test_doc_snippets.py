@@ -78,15 +78,22 @@ def write_folder(doc: Path, folder: Path) -> None:
 
 
 def plans() -> list[tuple[Snippet, list[Snippet]]]:
-    """(snippet to run, the try_*.py clients to run against it) for each runnable snippet."""
+    """(snippet to run, the try_*.py clients to run against it) for each runnable snippet.
+    The files of a handler folder (socket/..., api/...) make one app, served with `hubbub run .`."""
     planned: list[tuple[Snippet, list[Snippet]]] = []
     for doc in DOCS:
         current: tuple[Snippet, list[Snippet]] | None = None
+        folder: tuple[Snippet, list[Snippet]] | None = None
         for snippet in read_snippets(doc):
             if snippet.lang != "python" or snippet.name is None:
                 continue
             name = Path(snippet.name).name
-            if name.startswith("try_"):
+            if snippet.name.startswith(("socket/", "api/")):
+                if folder is None:
+                    folder = (Snippet(doc, snippet.line, "python", ".", ""), [])
+                    planned.append(folder)
+                current = folder
+            elif name.startswith("try_"):
                 assert current is not None, f"{snippet.label}: a client with no app before it"
                 current[1].append(snippet)
             elif name.startswith("test_") or name == "conftest.py":
@@ -99,7 +106,14 @@ def plans() -> list[tuple[Snippet, list[Snippet]]]:
 
 
 def is_served(snippet: Snippet) -> bool:
+    if snippet.name == ".":
+        return True
     return bool(SERVED.search(snippet.source)) and not RUNS_ITSELF.search(snippet.source)
+
+
+def uses_asgi_host(snippet: Snippet) -> bool:
+    """An app for uvicorn (a FastAPI or Starlette app with hubbub mounted in it)."""
+    return "from fastapi import" in snippet.source or "from starlette" in snippet.source
 
 
 def test_every_python_snippet_is_named() -> None:
@@ -130,7 +144,13 @@ def test_docs_import_from_the_public_surface() -> None:
 
 
 async def serve(folder: Path, snippet: Snippet, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "hubbub", "run", f"{snippet.name}:app", "--port", str(port)]
+    assert snippet.name is not None
+    if snippet.name == ".":
+        command = [sys.executable, "-m", "hubbub", "run", ".", "--port", str(port)]
+    elif uses_asgi_host(snippet):
+        command = [sys.executable, "-m", "uvicorn", f"{Path(snippet.name).stem}:app", "--port", str(port)]
+    else:
+        command = [sys.executable, "-m", "hubbub", "run", f"{snippet.name}:app", "--port", str(port)]
     with log.open("wb") as err:
         proc = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=err, env=env)
     await wait_accepting(proc, port)
@@ -146,6 +166,7 @@ def run_script(folder: Path, snippet: Snippet, port: int, env: dict[str, str], *
         [sys.executable, script.name, *args], cwd=folder, capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 0, f"{snippet.label} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert "Warning" not in done.stderr, done.stderr
     if snippet.output is not None:
         assert done.stdout == snippet.output, f"{snippet.label} printed:\n{done.stdout}"
     return done.stdout
@@ -184,10 +205,13 @@ async def test_snippet_runs_as_shown(
         for client in clients:
             await asyncio.to_thread(run_script, tmp_path, client, port, env)
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 20) == 0
+        stopped = await asyncio.to_thread(proc.wait, 20)
+        assert stopped == 0 or (uses_asgi_host(snippet) and stopped == -signal.SIGTERM)  # uvicorn re-raises it
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
     logged = log.read_text()
-    assert "Traceback" not in logged, logged[-3000:]
+    deliberate = logged.count("on_message failed")  # a handler-folder handler raising on purpose is logged
+    assert logged.count("Traceback") == deliberate, logged[-3000:]
+    assert "Warning" not in logged, logged[-3000:]  # e.g. PyJWT's InsecureKeyLengthWarning for a short secret
