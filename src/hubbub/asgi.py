@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.transport import handshake
@@ -23,7 +23,7 @@ from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POL
 from hubbub.transport.message import Outgoing
 
 if TYPE_CHECKING:
-    from hubbub.app import App
+    from hubbub.hub import Hub
     from hubbub.options import ServerOptions
     from hubbub.transport.websocket import TransportStats, WebSocketListener
 
@@ -74,10 +74,26 @@ def _raw_headers(response: Response) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+class Served(Protocol):
+    """What the bridge needs of the app it serves (`hubbub.App`)."""
+
+    hub: Hub
+    options: ServerOptions
+    tasks: set[asyncio.Task[Any]]
+
+    async def handle_http(self, request: Request) -> Response: ...
+
+    async def handle_upgrade(self, request: Request) -> Any: ...
+
+    async def startup(self) -> list[asyncio.Task[Any]]: ...
+
+    async def shutdown(self) -> None: ...
+
+
 class AsgiBridge:
     """Serves one App over ASGI: HTTP requests, WebSocket connections and the lifespan."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: Served) -> None:
         self.app = app
         self.sockets: set[AsgiWebSocket] = set()
         self.closing = False
@@ -240,7 +256,7 @@ class AsgiBridge:
         self.sockets.add(ws)
         self._all_closed.clear()
         try:
-            decided.attach(ws)  # type: ignore[arg-type]  # stands in for the native WebSocketProtocol
+            decided.attach(ws)  # the AsgiWebSocket stands in for the native WebSocketProtocol
             await ws.run(receive)
         finally:
             self.sockets.discard(ws)

@@ -8,15 +8,12 @@ from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, M
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from hubbub.errors import ConfigurationError, HTTPError, InvalidBody
-
-if TYPE_CHECKING:
-    from hubbub.auth import User
 
 
 class Headers(Mapping[str, str]):
@@ -151,8 +148,8 @@ class Request:
         self._headers = headers
         self._query: QueryParams | None = None
         self._upgrade_to: object | None = None
-        self.user: User | None = None
-        """The user an authenticated HTTP route's authenticator returned (None elsewhere)."""
+        self.user: Any = None
+        """The `hubbub.User` an authenticated HTTP route's authenticator returned (None elsewhere)."""
         self.app: Any = None
         """The App answering this request (set before any handler or middleware runs)."""
 
