@@ -6,9 +6,10 @@ import asyncio
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hubbub.auth import (
     CLOSE_MISSING_TOKEN,
@@ -24,11 +25,19 @@ from hubbub.broker.base import Broker, Registration
 from hubbub.channel import Channel
 from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
-from hubbub.errors import Abort
+from hubbub.errors import Abort, ConfigurationError, HTTPError
 from hubbub.events import Event
 from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
-from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
+from hubbub.http import (
+    JSONResponse,
+    PlainTextResponse,
+    Request,
+    Response,
+    StaticFiles,
+    error_response,
+    http_error_response,
+)
 from hubbub.hub import Hub
 from hubbub.inbox import Inbox, InboxStore
 from hubbub.inbox.wire import BAD_DEVICE, DEVICE_PARAM, valid_device
@@ -41,6 +50,9 @@ from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
 from hubbub.transport.message import BackpressurePolicy
 from hubbub.transport.server import ClosingSession
+
+if TYPE_CHECKING:
+    from hubbub.asgi import AsgiBridge
 
 logger = logging.getLogger("hubbub.app")
 
@@ -136,6 +148,35 @@ class App:
         self._pipelines: weakref.WeakKeyDictionary[WebSocketEndpoint, Pipeline] = weakref.WeakKeyDictionary()
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
+        self._asgi: AsgiBridge | None = None
+
+    # ---- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """The app as an ASGI 3 application: `uvicorn module:app`, or `fastapi_app.mount("/rt", app)`.
+        WebSocket and HTTP routes, rooms, users, presence and the broker work as on the native server."""
+        await self.asgi(scope, receive, send)
+
+    @property
+    def asgi(self) -> AsgiBridge:
+        """What serves this app over ASGI (made on first use)."""
+        bridge = self._asgi
+        if bridge is None:
+            from hubbub.asgi import AsgiBridge
+
+            bridge = self._asgi = AsgiBridge(self)
+        return bridge
+
+    def lifespan(self, parent: object = None) -> AbstractAsyncContextManager[None]:
+        """Start this app on enter and stop it gracefully on exit, for a host app's lifespan:
+        `FastAPI(lifespan=rt.lifespan)` with `rt` mounted in it (without it, the app starts on
+        its first request and its shutdown hooks never run)."""
+        return self.asgi.lifespan(parent)
 
     # ---- WebSocket routes ---------------------------------------------------------------
 
@@ -292,11 +333,17 @@ class App:
         *,
         before: Iterable[HttpMiddleware] = (),
         after: Iterable[HttpMiddleware] = (),
+        auth: Authenticator | bool = False,
     ) -> Callable[[F], F]:
-        """Decorator: an HTTP handler `async def handler(request) -> Response | dict | str`."""
+        """Decorator: an HTTP handler `async def handler(request) -> Response | dict | str`.
+
+        `auth=True` authenticates each request with the app's authenticator (`auth=fn`: with
+        `fn`) before any middleware: refused requests get `401 {"error": reason}`, accepted
+        ones carry the user in `request.user`. HTTP routes are not authenticated by default."""
 
         def register(handler: F) -> F:
-            self._http_routes.append(HttpRoute.create(path, methods, handler, before=list(before), after=list(after)))
+            route = HttpRoute.create(path, methods, handler, before=list(before), after=list(after), auth=auth)
+            self._http_routes.append(route)
             return handler
 
         return register
@@ -354,6 +401,10 @@ class App:
 
     async def startup(self) -> list[asyncio.Task[Any]]:
         """Run startup hooks and start background tasks (done by the server)."""
+        if self._authenticator is None:
+            needing = [route.pattern.template for route in self._http_routes if route.auth is True]
+            if needing:
+                raise ConfigurationError(f"HTTP route {needing[0]} has auth=True but the app has no authenticator")
         for hook in self._startup:
             await _call(hook)
         tasks = [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
@@ -413,26 +464,49 @@ class App:
 
     async def handle_http(self, request: Request) -> Response:
         """Answer a plain HTTP request."""
+        request.app = self
         matched = self._match_http(request)
         if isinstance(matched, Response):
             return matched
         return await self._run_http(matched, request)
 
     async def _run_http(self, route: HttpRoute, request: Request) -> Response:
-        for middleware in [*self._before_http, *route.before]:
-            early = await _call(middleware, request)
-            if early is not None:
-                return to_response(early)
-        response = to_response(await _call(route.handler, request))
-        for middleware in [*route.after, *self._after_http]:
-            replaced = await _call(middleware, request, response)
-            if replaced is not None:
-                response = to_response(replaced)
+        try:
+            if route.auth is not False:
+                refused = await self._authenticate_http(route, request)
+                if refused is not None:
+                    return refused
+            for middleware in [*self._before_http, *route.before]:
+                early = await _call(middleware, request)
+                if early is not None:
+                    return to_response(early)
+            response = to_response(await _call(route.handler, request))
+            for middleware in [*route.after, *self._after_http]:
+                replaced = await _call(middleware, request, response)
+                if replaced is not None:
+                    response = to_response(replaced)
+        except HTTPError as error:
+            return http_error_response(error)
         return response
+
+    async def _authenticate_http(self, route: HttpRoute, request: Request) -> Response | None:
+        authenticator = self._authenticator if route.auth is True else route.auth
+        if not callable(authenticator):
+            template = route.pattern.template
+            raise ConfigurationError(f"HTTP route {template} has auth=True but the app has no authenticator")
+        try:
+            user = as_user(await _call(authenticator, request))
+        except AuthError as refused:
+            return error_response(401, refused.reason, {"www-authenticate": "Bearer"})
+        if user is None:
+            return error_response(401, "authentication required", {"www-authenticate": "Bearer"})
+        request.user = user
+        return None
 
     async def handle_upgrade(self, request: Request) -> Response | Connection | ClosingSession:
         """Decide a WebSocket upgrade: rate limit, route, authenticate, run connect
         before-middleware; or refuse."""
+        request.app = self
         limiter = self._handshakes
         if limiter is not None:
             now = asyncio.get_running_loop().time()
@@ -446,7 +520,7 @@ class App:
                 return http
             response = await self._run_http(http, request)
             endpoint = request._upgrade_to
-            if endpoint is None or response.status != 101:
+            if not isinstance(endpoint, WebSocketEndpoint) or response.status != 101:
                 return response
         else:
             endpoint, request.path_params = matched

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -14,37 +13,60 @@ import click
 from hubbub.app import App
 from hubbub.broker.base import Broker
 from hubbub.errors import BrokerUnavailable, ConfigurationError
+from hubbub.folder import is_handler_folder, load_folder
+from hubbub.loading import describe_failure, load_module
 from hubbub.runner import run as run_app
 from hubbub.workers import supervise, worker_command
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
+TARGET_FORMS = "module:attr, path/to/file.py:attr, or a handler folder (one with socket/ or api/)"
+
+
 def load_app(target: str) -> App:
-    """Load `module:attr` or `path/to/file.py:attr` (attr defaults to `app`)."""
+    """Load `module:attr`, `path/to/file.py:attr` (attr defaults to `app`), or a handler folder.
+
+    A target that names an existing folder is served as a handler folder (a `socket/` or
+    `api/` folder given itself stands for its parent). Errors raise ConfigurationError with
+    a message for the user: the file and line for an app whose import fails."""
     location, _, attr = target.partition(":")
     attr = attr or "app"
+    folder = Path(location)
+    if not attr_given(target) and folder.is_dir():
+        if is_handler_folder(folder):
+            return load_folder(folder)
+        parent = folder.resolve().parent
+        if folder.resolve().name in ("socket", "api") and is_handler_folder(parent):
+            return load_folder(parent)
+        if not (folder / "__init__.py").is_file():
+            raise ConfigurationError(f"{location} is a folder without socket/ or api/; give {TARGET_FORMS}")
     if location.endswith(".py") or "/" in location:
         path = Path(location)
         if not path.is_file():
-            raise ConfigurationError(f"no such file: {location}")
+            raise ConfigurationError(f"no such file: {location} (give {TARGET_FORMS})")
         sys.path.insert(0, str(path.resolve().parent))
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise ConfigurationError(f"cannot load {location}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        module = load_module(path, path.stem, shown_as=location)
     else:
         sys.path.insert(0, str(Path.cwd()))
         try:
             module = importlib.import_module(location)
         except ModuleNotFoundError as exc:
-            raise ConfigurationError(f"cannot import {location!r}: {exc}") from None
+            if exc.name == location or location.startswith(f"{exc.name}."):
+                raise ConfigurationError(f"no module named {location!r} (give {TARGET_FORMS})") from None
+            raise ConfigurationError(describe_failure(exc, location)) from None
+        except Exception as exc:
+            raise ConfigurationError(describe_failure(exc, location)) from None
     app = getattr(module, attr, None)
     if not isinstance(app, App):
-        raise ConfigurationError(f"{location}:{attr} is not a hubbub App")
+        origin = getattr(module, "__file__", None) or "a built-in module"
+        raise ConfigurationError(f"{location}:{attr} is not a hubbub App (module {location} is {origin})")
     return app
+
+
+def attr_given(target: str) -> bool:
+    """Whether a target names an attribute (`module:attr`)."""
+    return ":" in target
 
 
 def configure_logging(level: str) -> None:
@@ -97,7 +119,7 @@ def run(
     workers: int,
     reuse_port: bool,
 ) -> None:
-    """Run the app TARGET, given as module:attr or path/to/file.py:attr."""
+    """Run the app TARGET: module:attr, path/to/file.py:attr, or a handler folder (DIR with socket/ or api/)."""
     configure_logging(log_level)
     try:
         app = load_app(target)

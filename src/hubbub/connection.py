@@ -16,7 +16,7 @@ from hubbub.auth import CLOSE_INVALID_TOKEN, AuthError, User, seconds_until
 from hubbub.errors import Abort, ConnectionClosed, RequestFailed
 from hubbub.events import Event
 from hubbub.protocol import envelope as env
-from hubbub.protocol.codecs import JsonCodec
+from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope, EnvelopeError
 from hubbub.ratelimit import TokenBucket
 from hubbub.transport.framing import is_valid_close_code
@@ -27,20 +27,11 @@ if TYPE_CHECKING:
     from hubbub.http import Headers, QueryParams, Request
     from hubbub.hub import Hub
     from hubbub.pipeline import Pipeline
-    from hubbub.protocol.codecs import Codec
     from hubbub.transport.websocket import WebSocketProtocol
 
 logger = logging.getLogger("hubbub.connection")
 
-_JSON = JsonCodec()
 _request_ids = itertools.count(1)
-
-
-def encode_for(data: str | bytes | Envelope, codec: Codec | None) -> str | bytes:
-    """The frame payload of `data` for a connection using `codec` (raw routes get JSON envelopes)."""
-    if isinstance(data, Envelope):
-        return (codec or _JSON).encode(data)
-    return data
 
 
 class Connection:

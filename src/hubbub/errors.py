@@ -58,3 +58,30 @@ class RequestFailed(HubbubError):
 
 class BrokerUnavailable(HubbubError):
     """The broker's engine (e.g. Redis) cannot be reached."""
+
+
+class HTTPError(HubbubError):
+    """Raise in an HTTP handler or middleware to answer `status` with `{"error": message}`.
+
+    `message` defaults to the status's reason phrase; `headers` are added to the answer.
+    """
+
+    def __init__(self, status: int, message: str | None = None, headers: dict[str, str] | None = None) -> None:
+        if message is None:
+            from http import HTTPStatus
+
+            try:
+                message = HTTPStatus(status).phrase.lower()
+            except ValueError:
+                message = "error"
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidBody(HTTPError, ValueError):
+    """A request body that is not what the handler asked for (400); also a ValueError."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)

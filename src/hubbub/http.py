@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-if TYPE_CHECKING:
-    from hubbub.endpoint import WebSocketEndpoint
+from hubbub.errors import ConfigurationError, HTTPError, InvalidBody
 
 
 class Headers(Mapping[str, str]):
@@ -118,6 +117,7 @@ class Request:
         "_headers",
         "_query",
         "_upgrade_to",
+        "app",
         "body",
         "client",
         "http_version",
@@ -125,6 +125,7 @@ class Request:
         "path",
         "path_params",
         "query_string",
+        "user",
     )
 
     def __init__(
@@ -146,7 +147,11 @@ class Request:
         self.path_params: dict[str, Any] = {}
         self._headers = headers
         self._query: QueryParams | None = None
-        self._upgrade_to: WebSocketEndpoint | None = None
+        self._upgrade_to: object | None = None
+        self.user: Any = None
+        """The `hubbub.User` an authenticated HTTP route's authenticator returned (None elsewhere)."""
+        self.app: Any = None
+        """The App answering this request (set before any handler or middleware runs)."""
 
     @property
     def headers(self) -> Headers:
@@ -175,15 +180,21 @@ class Request:
         return self._headers.get("upgrade", "").lower() == "websocket"
 
     def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.body.decode("utf-8")
+        """The body decoded as UTF-8 (raises `InvalidBody`, answered 400, if it is not UTF-8)."""
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidBody("request body is not valid UTF-8") from None
 
     def json(self) -> Any:
-        """The body parsed as JSON (raises ValueError if it is not JSON)."""
-        return orjson.loads(self.body)
+        """The body parsed as JSON (raises `InvalidBody`, answered 400 and also a ValueError, if it is not JSON)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidBody(f"request body is not valid JSON: {exc}") from None
 
-    def upgrade(self, endpoint: WebSocketEndpoint) -> Response:
-        """From an HTTP handler: accept this WebSocket upgrade, served by `endpoint`."""
+    def upgrade(self, endpoint: object) -> Response:
+        """From an HTTP handler: accept this WebSocket upgrade, served by `endpoint` (a WebSocketEndpoint)."""
         if not self.is_websocket:
             return JSONResponse({"error": "websocket upgrade required"}, status=400)
         self._upgrade_to = endpoint
@@ -194,7 +205,11 @@ class Request:
 
 
 class Response:
-    """An HTTP response; `body` may be bytes or str (encoded as UTF-8)."""
+    """An HTTP response; `body` is bytes or str (encoded as UTF-8).
+
+    Any other body raises TypeError (a handler doing so is answered 500 and logged);
+    to send an async iterator or a generator, use `StreamingResponse`.
+    """
 
     __slots__ = ("body", "headers", "media_type", "status")
 
@@ -206,25 +221,92 @@ class Response:
         media_type: str | None = None,
     ) -> None:
         self.status = status
-        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.body = as_body(body)
         self.headers: dict[str, str] = dict(headers or {})
         self.media_type = media_type
 
-    def encode(self, *, keep_alive: bool, head_only: bool = False) -> bytes:
-        """The response as bytes on the wire (HTTP/1.1)."""
-        try:
-            phrase = HTTPStatus(self.status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        lines = [f"HTTP/1.1 {self.status} {phrase}"]
+    def head_lines(self) -> list[str]:
+        """The status line and headers (content-length aside)."""
+        lines = [f"HTTP/1.1 {self.status} {status_phrase(self.status)}"]
         if self.media_type is not None:
             lines.append(f"content-type: {self.media_type}")
         lines.extend(f"{name}: {value}" for name, value in self.headers.items())
-        lines.append(f"content-length: {len(self.body)}")
+        return lines
+
+    def encode(self, *, keep_alive: bool, head_only: bool = False) -> bytes:
+        """The response as bytes on the wire (HTTP/1.1)."""
+        body = as_body(self.body)  # after-middleware may have replaced it
+        lines = self.head_lines()
+        lines.append(f"content-length: {len(body)}")
         if not keep_alive:
             lines.append("connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head if head_only else head + self.body
+        return head if head_only else head + body
+
+
+def as_body(body: object) -> bytes:
+    """A response body as bytes; TypeError for anything but bytes, bytearray, memoryview or str."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    hint = " (use StreamingResponse for an iterator)" if hasattr(body, "__aiter__") or hasattr(body, "__next__") else ""
+    raise TypeError(f"a Response body must be str or bytes, not {type(body).__name__}{hint}")
+
+
+def status_phrase(status: int) -> str:
+    """The reason phrase of an HTTP status ("Unknown" for codes without one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class StreamingResponse(Response):
+    """A response whose body comes piece by piece from an async iterator (or a plain
+    iterable) of str or bytes, sent as it is produced (chunked transfer encoding).
+
+    Server-Sent Events: `StreamingResponse(events(), media_type="text/event-stream")`.
+    """
+
+    __slots__ = ("content",)
+
+    def __init__(
+        self,
+        content: AsyncIterable[str | bytes] | Iterable[str | bytes],
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        if not isinstance(content, AsyncIterable | Iterable) or isinstance(content, str | bytes):
+            raise TypeError(f"StreamingResponse needs an iterator of str or bytes, not {type(content).__name__}")
+        super().__init__(b"", status, headers, media_type)
+        self.content = content
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body's pieces as bytes (empty pieces skipped); the source is closed at the end."""
+        content = self.content
+        try:
+            if isinstance(content, AsyncIterable):
+                async for piece in content:
+                    data = as_body(piece)
+                    if data:
+                        yield data
+            else:
+                for piece in content:
+                    data = as_body(piece)
+                    if data:
+                        yield data
+        finally:
+            aclose = getattr(content, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            else:
+                close = getattr(content, "close", None)
+                if close is not None:
+                    close()
 
 
 class JSONResponse(Response):
@@ -259,6 +341,11 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return JSONResponse({"error": message}, status=status, headers=headers)
 
 
+def http_error_response(error: HTTPError) -> Response:
+    """The answer to an `HTTPError` a handler raised."""
+    return error_response(error.status, error.message, error.headers)
+
+
 _MEDIA_TYPES = {".ts": "application/typescript", ".mjs": "text/javascript", ".js": "text/javascript"}
 """Types the platform's mimetypes table gets wrong for the web (".ts" is not MPEG transport here)."""
 
@@ -270,8 +357,6 @@ class StaticFiles:
         self.directory = Path(directory).resolve()
         self.index = index
         if not self.directory.is_dir():
-            from hubbub.errors import ConfigurationError
-
             raise ConfigurationError(f"static directory not found: {self.directory}")
 
     def resolve(self, relative: str) -> Path | None:

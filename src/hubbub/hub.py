@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
-from hubbub.connection import encode_for
 from hubbub.history.base import HistoryPage, HistoryPolicy
 from hubbub.history.recovery import Published, Recovery
 from hubbub.history.rules import HistoryRules
@@ -27,6 +26,7 @@ from hubbub.inbox.inbox import Inbox
 from hubbub.inbox.wire import InboxEnvelope
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
+from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope
 from hubbub.transport.message import BackpressurePolicy, Outgoing
 from hubbub.transport.websocket import TransportStats

@@ -64,6 +64,8 @@ class HttpRoute:
     handler: HttpHandler
     before: list[Callable[..., Any]] = field(default_factory=list)
     after: list[Callable[..., Any]] = field(default_factory=list)
+    auth: Any = False
+    """False: no authentication; True: the app's authenticator; a callable: that authenticator."""
 
     @classmethod
     def create(cls, path: str, methods: Iterable[str], handler: HttpHandler, **kwargs: Any) -> HttpRoute:

@@ -166,3 +166,13 @@ def get_codec(name: str) -> Codec:
         return _CODECS[name]()
     except KeyError:
         raise ConfigurationError(f"unknown codec {name!r}; choose one of {', '.join(_CODECS)}") from None
+
+
+_JSON = JsonCodec()
+
+
+def encode_for(data: str | bytes | Envelope, codec: Codec | None) -> str | bytes:
+    """The frame payload of `data` for a connection using `codec` (raw routes get JSON envelopes)."""
+    if isinstance(data, Envelope):
+        return (codec or _JSON).encode(data)
+    return data

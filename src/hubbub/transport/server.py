@@ -9,6 +9,7 @@ app), and on an accepted upgrade switches the socket to a `WebSocketProtocol`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections import deque
@@ -17,7 +18,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from hubbub.http import Headers, Request, Response, error_response
+from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.options import ServerOptions
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
@@ -270,7 +271,10 @@ class HttpProtocol(asyncio.Protocol):
                 return
             keep_alive = keep_alive and not self._server.closing
             assert self.transport is not None
-            self.transport.write(response.encode(keep_alive=keep_alive, head_only=request.method == "HEAD"))
+            if isinstance(response, StreamingResponse):
+                keep_alive = await self._stream(request, response, keep_alive)
+            else:
+                self.transport.write(response.encode(keep_alive=keep_alive, head_only=request.method == "HEAD"))
             if not keep_alive:
                 self._finish()
                 return
@@ -290,6 +294,38 @@ class HttpProtocol(asyncio.Protocol):
         if not self._stash and self._upgrade_data is None and not self._done:
             assert self.transport is not None
             self.transport.resume_reading()
+
+    async def _stream(self, request: Request, response: StreamingResponse, keep_alive: bool) -> bool:
+        """Send a streaming response (chunked on HTTP/1.1); whether the connection may be kept."""
+        transport = self.transport
+        assert transport is not None
+        chunked = request.http_version != "1.0"
+        keep_alive = keep_alive and chunked
+        lines = response.head_lines()
+        if chunked:
+            lines.append("transfer-encoding: chunked")
+        if not keep_alive:
+            lines.append("connection: close")
+        transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if request.method == "HEAD":
+            return keep_alive
+        try:
+            async with contextlib.aclosing(response.chunks()) as chunks:
+                async for data in chunks:
+                    if self._done:
+                        return False
+                    transport.write(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+                    if self._write_paused:
+                        self._drained = self._loop.create_future()
+                        await self._drained
+                        self._drained = None
+        except Exception:
+            logger.exception("streaming response failed for %s %s", request.method, request.path)
+            transport.abort()  # the status is sent: cutting the body short is all that is left to say
+            return False
+        if chunked and not self._done:
+            transport.write(b"0\r\n\r\n")
+        return keep_alive
 
     async def _upgrade(self, request: Request) -> None:
         server = self._server
@@ -433,7 +469,10 @@ class Server:
     async def call_http(self, request: Request) -> Response:
         """Run the app's HTTP handler; an unexpected error becomes a 500."""
         try:
-            return await self.dispatcher.handle_http(request)
+            response = await self.dispatcher.handle_http(request)
+            if not isinstance(response, StreamingResponse):
+                response.body = as_body(response.body)  # a body set after construction is checked here
+            return response
         except Exception:
             logger.exception("HTTP handler failed for %s %s", request.method, request.path)
             return error_response(500, "internal server error")
