@@ -6,13 +6,17 @@ the other hub operations are triggered over HTTP on the cluster app, on a node o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from types import SimpleNamespace
 
 import pytest
 
 from hubbub.testing import Cluster, RedisServer
+from hubbub.testing.cluster import Node
 from tests.cluster.support import (
     ECHO_APP,
     LIBRARIES,
@@ -27,6 +31,7 @@ from tests.cluster.support import (
     probe_until_heard,
     running_cluster,
 )
+from tests.support.stalled import stalled_client
 
 
 @pytest.fixture(scope="module")
@@ -152,19 +157,35 @@ async def test_connection_count_is_the_same_from_every_node(cluster: Cluster, cl
     await eventually(everyone_counts)
 
 
-async def test_dropped_counts_are_summed_across_nodes(cluster: Cluster, clients: Clients) -> None:
+async def _stalled_room_client(stack: AsyncExitStack, node: Node, room: str) -> str:
+    """A client of /room/{room} on `node` that reads its greeting and then nothing more; its id."""
+    sock, rest = await stack.enter_async_context(
+        stalled_client(SimpleNamespace(host="127.0.0.1", port=node.port), f"/room/{room}")  # type: ignore[arg-type]
+    )
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(10):
+        while b"}" not in rest:
+            rest += await loop.sock_recv(sock, 4096)
+    greeting = json.loads(rest[rest.index(b"{") : rest.index(b"}") + 1])
+    return str(greeting["client_id"])
+
+
+async def test_dropped_counts_are_summed_across_nodes(cluster: Cluster) -> None:
     a_node, b_node = cluster.nodes
-    _, hello_a = await clients.room(a_node, fresh("flood"))
-    _, hello_b = await clients.room(b_node, fresh("flood"))
-    before = (await get(a_node, "/stats"))["dropped"]
-    dropped_a = (await post(a_node, f"/flood/{hello_a['client_id']}?count=10&size=16384"))["dropped"]
-    dropped_b = (await post(b_node, f"/flood/{hello_b['client_id']}?count=12&size=16384"))["dropped"]
-    assert dropped_a > 0 and dropped_b > 0
+    async with AsyncExitStack() as stack:
+        stalled_a = await _stalled_room_client(stack, a_node, fresh("flood"))
+        stalled_b = await _stalled_room_client(stack, b_node, fresh("flood"))
+        before = (await get(a_node, "/stats"))["dropped"]
+        dropped_a = (await post(a_node, f"/flood/{stalled_a}?count=4000&size=16384"))["dropped"]
+        dropped_b = (await post(b_node, f"/flood/{stalled_b}?count=4000&size=16384"))["dropped"]
+        assert dropped_a > 0 and dropped_b > 0
 
-    async def everyone_sums() -> bool:
-        return all([(await get(node, "/stats"))["dropped"] == before + dropped_a + dropped_b for node in cluster.nodes])
+        async def everyone_sums() -> bool:
+            return all(
+                [(await get(node, "/stats"))["dropped"] == before + dropped_a + dropped_b for node in cluster.nodes]
+            )
 
-    await eventually(everyone_sums)
+        await eventually(everyone_sums)
 
 
 async def test_joins_made_at_once_on_one_node_all_count_cluster_wide(cluster: Cluster, clients: Clients) -> None:

@@ -180,14 +180,21 @@ def local(request: Request) -> dict[str, Any]:
 
 
 @app.post("/flood/{client_id}")
-def flood(request: Request) -> dict[str, Any]:
-    """Queue ?count= messages of ?size= bytes to a local client at once; return how many were dropped."""
+async def flood(request: Request) -> dict[str, Any]:
+    """Send up to ?count= messages of ?size= bytes to a local client, 16 per loop iteration, until
+    one is dropped (the client does not read: its socket fills, then its outbox); how many were dropped."""
     conn = app.hub.get(request.path_params["client_id"])
     if conn is None:
         return {"dropped": None}
     payload = "x" * int(request.query.get("size", "16384"))
-    accepted = sum(conn.send_nowait(payload) for _ in range(int(request.query.get("count", "10"))))
-    return {"dropped": int(request.query.get("count", "10")) - accepted}
+    dropped = 0
+    for sent in range(int(request.query.get("count", "10"))):
+        dropped += not conn.send_nowait(payload)
+        if sent % 16 == 15:
+            if dropped:
+                break
+            await asyncio.sleep(0.001)
+    return {"dropped": dropped}
 
 
 @app.get("/debug")
