@@ -19,6 +19,8 @@ from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
 from hubbub.connection import encode_for
+from hubbub.gauges import Gauges
+from hubbub.latency import HandlerLatency
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope
@@ -71,6 +73,13 @@ class Hub:
         self.presence = PresenceHooks()
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
+        self.handler_latency = HandlerLatency()
+        """How long handlers run (sampled; see `hubbub.latency`)."""
+        self.gauges = Gauges()
+        """Sizes read at scrape time (connections, rooms, users here; stores add theirs)."""
+        self.gauges.add("hubbub_connections", "Open WebSocket connections of this process.", self._count_connections)
+        self.gauges.add("hubbub_rooms", "Rooms with members on this process.", self._count_rooms)
+        self.gauges.add("hubbub_users", "Users with a connection on this process.", self._count_users)
         self._dropped_reported = 0
         self._connections: dict[str, Connection] = {}
         self._members: dict[str, Member] = {}
@@ -82,6 +91,15 @@ class Hub:
         self._background: set[asyncio.Future[Any]] = set()
         self._admitting: dict[str, int] = {}
         self._online_at_open: set[str] = set()
+
+    def _count_connections(self) -> int:
+        return len(self._connections)
+
+    def _count_rooms(self) -> int:
+        return len(self._rooms)
+
+    def _count_users(self) -> int:
+        return len(self._users)
 
     @property
     def node_id(self) -> str:
@@ -433,11 +451,11 @@ class Hub:
             publication.channel_only = True
             self._spawn(self.broker.publish(publication))
 
-    @staticmethod
-    def _deliver(data: Sendable, conns: list[Connection], exclude: str | None) -> int:
+    def _deliver(self, data: Sendable, conns: list[Connection], exclude: str | None) -> int:
         delivery = _Delivery(data)
         sent = 0
         for conn in conns:
             if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):
                 sent += 1
+        self.stats.messages_sent += sent
         return sent

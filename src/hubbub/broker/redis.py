@@ -118,6 +118,8 @@ class RedisBroker(Broker):
         """Publications that could not be sent because Redis was unreachable."""
         self.reconnects = 0
         """How many times the subscription was rebuilt."""
+        self.publication_lag: float | None = None
+        """Seconds the node's last ping took through Redis pub/sub and back (None before the first)."""
         self._redis: aioredis.Redis | None = None
         self._listener: ClusterListener | None = None
         self._members: dict[str, Member] = {}
@@ -396,6 +398,7 @@ class RedisBroker(Broker):
         if _text(channel) == self._node_channel:
             if data.startswith(b"ping:") and self._ping_sent == _text(data[5:]):
                 self._ping_sent = None
+                self.publication_lag = time.monotonic() - self._ping_sent_at
             return
         try:
             publication = unpack(data)

@@ -49,12 +49,19 @@ class WebSocketListener(Protocol):
 
 
 class TransportStats:
-    """Counters shared by every connection of a server."""
+    """Plain counters shared by every connection of a server (read by the metrics at scrape time)."""
 
-    __slots__ = ("dropped_messages",)
+    __slots__ = ("dropped_messages", "backpressure_closes", "messages_received", "messages_sent")
 
     def __init__(self) -> None:
         self.dropped_messages = 0
+        """Messages refused by the backpressure limit."""
+        self.backpressure_closes = 0
+        """Connections closed because they went over the backpressure limit."""
+        self.messages_received = 0
+        """Messages received from clients (counted by the app layer)."""
+        self.messages_sent = 0
+        """Messages queued for clients (counted by the app layer)."""
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -244,6 +251,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.dropped += 1
         self._stats.dropped_messages += 1
         if self._opts.backpressure_policy == "close":
+            self._stats.backpressure_closes += 1
             self.close_code = CLOSE_POLICY
             self.close_reason = "backpressure limit exceeded"
             self.state = CLOSED
