@@ -24,7 +24,16 @@ class Operations:
 
     def __init__(self, app: App) -> None:
         opts = app.options
-        self.app = App(opts.replace(room_presence_events=False, handshakes_per_ip=None, max_connections=None))
+        # The app's limits are for its own clients: dashboard viewers are few and share one user id.
+        self.app = App(
+            opts.replace(
+                room_presence_events=False,
+                handshakes_per_ip=None,
+                max_connections=None,
+                max_connections_per_user=None,
+                message_rate=None,
+            )
+        )
         self.metrics = opts.metrics
         self.dashboard = opts.dashboard_key is not None or opts.dashboard_auth
         if self.metrics:

@@ -106,3 +106,19 @@ async def test_refusal_as_http_when_the_app_says_so() -> None:
         with pytest.raises(HandshakeError) as refused:
             await server.connect("/_hubbub/live", subprotocols=LIVE)
         assert refused.value.status == 401
+
+
+async def test_the_apps_own_limits_do_not_apply_to_viewers() -> None:
+    app = room_app(dashboard_key="k3y", max_connections_per_user=1, auth_failure="http")
+    app.authenticate(lambda request: request.query.get("user"))
+    async with serve_app(app) as server:
+        member = await server.connect("/room/lobby?user=ann")
+        viewers = [await server.connect("/_hubbub/live?key=k3y", subprotocols=LIVE) for _ in range(3)]
+        for viewer in viewers:
+            assert json.loads(await viewer.recv(timeout=5))["type"] == "hubbub.welcome"
+            assert json.loads(await viewer.recv(timeout=5))["type"] == "history"
+            await viewer.close()
+        with pytest.raises(HandshakeError) as refused:  # the app's own limit still holds for its clients
+            await server.connect("/room/lobby?user=ann")
+        assert refused.value.status == 429
+        await member.close()
