@@ -279,6 +279,11 @@ class App:
         self._authenticator = fn
         return fn
 
+    @property
+    def authenticator(self) -> Authenticator | None:
+        """The app-wide authenticator set with `authenticate`, if any."""
+        return self._authenticator
+
     def on_online(self, fn: PresenceHook) -> PresenceHook:
         """Decorator: `fn(user_id)` runs when a user's first connection opens."""
         self.hub.presence.online.append(fn)

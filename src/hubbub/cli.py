@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from hubbub import config
 from hubbub.app import App
 from hubbub.broker.base import Broker
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.folder import is_handler_folder, load_folder
 from hubbub.loading import describe_failure, load_module
+from hubbub.logs import configure_logging
 from hubbub.runner import run as run_app
+from hubbub.tls import server_context
 from hubbub.workers import supervise, worker_command
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
 
 TARGET_FORMS = "module:attr, path/to/file.py:attr, or a handler folder (one with socket/ or api/)"
 
@@ -69,64 +70,64 @@ def attr_given(target: str) -> bool:
     return ":" in target
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at `level` through the standard logging module."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 @click.group()
 @click.version_option(package_name="hubbub")
 def main() -> None:
     """hubbub: a real-time WebSocket server framework."""
 
 
+def _setting_help(key: str) -> str:
+    setting = config.SETTINGS[key]
+    default = (
+        ""
+        if setting.default is None
+        else f" [default: {str(setting.default).lower() if isinstance(setting.default, bool) else setting.default}]"
+    )
+    return f"{setting.help}{default} (env {config.env_name(key)})"
+
+
 @main.command()
 @click.argument("target")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(LOG_LEVELS))
 @click.option(
-    "--compression",
-    type=click.Choice(["disabled", "shared", "dedicated"]),
-    default=None,
-    help="Override the app's permessage-deflate setting.",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="HUBBUB_CONFIG",
+    help="TOML file of settings (keys as the options, e.g. log_level). Command line > HUBBUB_* env > file.",
 )
-@click.option(
-    "--broker",
-    default=None,
-    metavar="URL",
-    help="Cluster engine, e.g. redis://HOST:PORT/DB (default: the app's own, normally in-memory).",
-)
-@click.option(
-    "--store",
-    default=None,
-    metavar="URL",
-    help="Where history lives: memory, sqlite:///rel.db, sqlite:////abs/path.db (default: the app's own;"
-    " in memory, or in Redis with the Redis broker).",
-)
-@click.option(
-    "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes sharing the port."
-)
+@click.option("--host", help=_setting_help("host"))
+@click.option("--port", type=int, help=_setting_help("port"))
+@click.option("--log-level", type=click.Choice(config.LOG_LEVELS), help=_setting_help("log_level"))
+@click.option("--log-format", type=click.Choice(config.LOG_FORMATS), help=_setting_help("log_format"))
+@click.option("--compression", type=click.Choice(config.COMPRESSION_MODES), help=_setting_help("compression"))
+@click.option("--broker", metavar="URL", help=_setting_help("broker"))
+@click.option("--store", metavar="URL", help=_setting_help("store"))
+@click.option("--workers", type=click.IntRange(1, 256), help=_setting_help("workers"))
+@click.option("--certfile", metavar="PEM", help=_setting_help("certfile"))
+@click.option("--keyfile", metavar="PEM", help=_setting_help("keyfile"))
+@click.option("--forwarded-allow-ips", metavar="IPS", help=_setting_help("forwarded_allow_ips"))
+@click.option("--metrics/--no-metrics", default=None, help=_setting_help("metrics"))
+@click.option("--internal-port", type=int, help=_setting_help("internal_port"))
+@click.option("--dashboard-key", metavar="KEY", help=_setting_help("dashboard_key"))
+@click.option("--dashboard-auth/--no-dashboard-auth", default=None, help=_setting_help("dashboard_auth"))
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT (set for worker processes).")
-def run(
-    target: str,
-    host: str,
-    port: int,
-    log_level: str,
-    compression: str | None,
-    broker: str | None,
-    store: str | None,
-    workers: int,
-    reuse_port: bool,
-) -> None:
+def run(target: str, config_file: str | None, reuse_port: bool, **options: Any) -> None:
     """Run the app TARGET: module:attr, path/to/file.py:attr, or a handler folder (DIR with socket/ or api/)."""
-    configure_logging(log_level)
+    try:
+        given = config.given(options, config=config_file, environ=os.environ)
+    except config.SettingError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = config.with_defaults(given)
+    if reuse_port:
+        settings["workers"] = 1  # a worker process; the supervisor's count came from the same settings
+    host, port, workers, broker = settings["host"], settings["port"], settings["workers"], settings["broker"]
+    configure_logging(settings["log_level"], settings["log_format"])
     try:
         app = load_app(target)
-        if compression is not None:
-            app.options = app.options.replace(compression=compression)
+        apply_settings(app, given, settings)
         if broker is not None and broker != "memory":
             app.use_broker(broker_from_url(broker, app))
+        store = settings["store"]
         if store is not None:
             app.use_store(store)
             if app.hub.broker.is_cluster and not store.startswith(("redis://", "rediss://", "unix://")):
@@ -147,6 +148,21 @@ def run(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def apply_settings(app: App, given: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Set the app options that settings gave and check the TLS files now; a refused value is a
+    usage error (exit code 2) whose message names the key."""
+    changes = {key: given[key] for key in config.APP_OPTIONS if key in given}
+    if settings["compression"] is not None:
+        changes["compression"] = settings["compression"]
+    try:
+        if changes:
+            app.options = app.options.replace(**changes)
+        if app.options.certfile and app.options.keyfile:
+            server_context(app.options.certfile, app.options.keyfile)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def broker_from_url(url: str, app: App) -> Broker:
     """The broker a --broker URL names."""
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -164,7 +180,7 @@ def demo() -> None:
 @demo.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(LOG_LEVELS))
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(config.LOG_LEVELS))
 def chat(host: str, port: int, log_level: str) -> None:
     """A chat: open http://HOST:PORT/ in several tabs, pick a nickname, join rooms, talk."""
     from hubbub.demos.chat import app

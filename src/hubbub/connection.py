@@ -168,10 +168,14 @@ class Connection:
         if ws is None:
             return False
         if isinstance(data, Envelope):
-            return ws.send_message(Outgoing(encode_for(data, self.codec), key))
-        if key is not None:
-            return ws.send_message(Outgoing(data, key))
-        return ws.send(data)
+            queued = ws.send_message(Outgoing(encode_for(data, self.codec), key))
+        elif key is not None:
+            queued = ws.send_message(Outgoing(data, key))
+        else:
+            queued = ws.send(data)
+        if queued:
+            self.hub.stats.messages_sent += 1
+        return queued
 
     async def send(self, data: str | bytes | Envelope, *, key: Hashable | None = None) -> bool:
         """Send text (str), binary (bytes) or an Envelope; False if dropped (backpressure) or closed.
@@ -308,6 +312,7 @@ class Connection:
         self._enqueue(event)
 
     def ws_message(self, data: str | bytes, is_binary: bool) -> None:
+        self.hub.stats.messages_received += 1
         pipeline = self._pipeline
         if pipeline.message_rate is not None and not self._within_rate(pipeline):
             return
@@ -393,12 +398,16 @@ class Connection:
             return
         if event.type == "disconnect":
             coro = self._when_settled(coro)
+        latency = self.hub.handler_latency
+        started = latency.start()
         # Run the handler now, until it first waits: most never do, and cost no Task (see _eager).
         try:
             waiting_on = coro.send(None)
         except (StopIteration, Abort):
+            latency.stop(started)
             return
         except Exception as exc:
+            latency.stop(started)
             self._log_failure(event, exc)
             return
         loop = self._loop
@@ -406,14 +415,17 @@ class Connection:
         self._busy = True
         self._tasks.add(task)
         deadline = loop.call_later(event.timeout, _time_out, task, event) if event.timeout is not None else None
-        task.add_done_callback(lambda done: self._finished(done, event, deadline))
+        task.add_done_callback(lambda done: self._finished(done, event, deadline, started))
 
     async def _when_settled(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Let the broker forget this connection before the disconnect handler looks at rooms."""
         await self.hub.settled(self.id)
         return await coro
 
-    def _finished(self, task: asyncio.Task[Any], event: Event, deadline: asyncio.TimerHandle | None) -> None:
+    def _finished(
+        self, task: asyncio.Task[Any], event: Event, deadline: asyncio.TimerHandle | None, started: float
+    ) -> None:
+        self.hub.handler_latency.stop(started)
         if deadline is not None:
             deadline.cancel()
         self._tasks.discard(task)

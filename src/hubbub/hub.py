@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
+from hubbub.gauges import Gauges
 from hubbub.history.base import HistoryPage, HistoryPolicy
 from hubbub.history.recovery import Published, Recovery
 from hubbub.history.rules import HistoryRules
 from hubbub.history.store import Store, default_store
 from hubbub.inbox.inbox import Inbox
 from hubbub.inbox.wire import InboxEnvelope
+from hubbub.latency import HandlerLatency
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import encode_for
@@ -90,6 +92,13 @@ class Hub:
         self.presence = PresenceHooks()
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
+        self.handler_latency = HandlerLatency()
+        """How long handlers run (sampled; see `hubbub.latency`)."""
+        self.gauges = Gauges()
+        """Sizes read at scrape time (connections, rooms, users here; stores add theirs)."""
+        self.gauges.add("hubbub_connections", "Open WebSocket connections of this process.", self._count_connections)
+        self.gauges.add("hubbub_rooms", "Rooms with members on this process.", self._count_rooms)
+        self.gauges.add("hubbub_users", "Users with a connection on this process.", self._count_users)
         self._dropped_reported = 0
         self._connections: dict[str, Connection] = {}
         self._members: dict[str, Member] = {}
@@ -106,6 +115,15 @@ class Hub:
         """Per room, clients that were answered up to an offset: a live publication at or below it (late from
         Redis) is not sent again. Each floor goes at the first publication above it."""
         self._online_at_open: set[str] = set()
+
+    def _count_connections(self) -> int:
+        return len(self._connections)
+
+    def _count_rooms(self) -> int:
+        return len(self._rooms)
+
+    def _count_users(self) -> int:
+        return len(self._users)
 
     @property
     def node_id(self) -> str:
@@ -633,8 +651,8 @@ class Hub:
             publication.channel_only = True
             self._spawn(self.broker.publish(publication))
 
-    @staticmethod
     def _deliver(
+        self,
         data: Sendable,
         conns: list[Connection],
         exclude: str | None,
@@ -646,6 +664,7 @@ class Hub:
         for conn in conns:
             if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):
                 sent += 1
+        self.stats.messages_sent += sent
         return sent
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from hubbub.errors import ConfigurationError
 from hubbub.transport.deflate import CompressionMode
 from hubbub.transport.message import BackpressurePolicy
+from hubbub.transport.proxies import TrustedProxies
 
 BACKPRESSURE_POLICIES = ("close", "drop", "conflate")
 OverCapacity = Literal["reject", "close"]
@@ -85,6 +86,21 @@ class ServerOptions:
     """The window of `handshakes_per_ip`, in seconds."""
     tick: float = field(default=1.0)
     """How often timers (heartbeat, idle, lifetime) are checked."""
+    certfile: str | None = None
+    """PEM certificate chain: with `keyfile`, the server speaks TLS (https:// and wss://)."""
+    keyfile: str | None = None
+    """PEM private key of `certfile`."""
+    forwarded_allow_ips: list[str] | None = None
+    """Proxy addresses (IPs or CIDR networks, "*" for any) whose X-Forwarded-For / Forwarded
+    headers name the client address; None trusts no proxy."""
+    metrics: bool = True
+    """Serve Prometheus metrics at /metrics."""
+    internal_port: int | None = None
+    """Serve /metrics and the dashboard on this port (same host) instead of the main one."""
+    dashboard_key: str | None = None
+    """Serve the dashboard at /_hubbub to requests carrying this key (`?key=` or a Bearer token)."""
+    dashboard_auth: bool = False
+    """Serve the dashboard at /_hubbub to requests the app's authenticator accepts."""
 
     def __post_init__(self) -> None:
         if self.compression not in ("disabled", "shared", "dedicated"):
@@ -97,6 +113,12 @@ class ServerOptions:
         for name in ("max_message_size", "max_backpressure", "max_request_head", "max_request_body"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigurationError("certfile and keyfile go together: give both or neither")
+        if self.forwarded_allow_ips is not None:
+            TrustedProxies(self.forwarded_allow_ips)  # refuses a malformed entry now, not at the first request
+        if self.internal_port is not None and not 0 <= self.internal_port <= 65535:
+            raise ConfigurationError(f"internal_port must be a port number, not {self.internal_port}")
 
     def replace(self, **changes: Any) -> ServerOptions:
         """A copy with some options changed (unknown names raise ConfigurationError)."""

@@ -91,6 +91,8 @@ class RedisLink:
         self.stale_publications = 0
         self.reconnects = 0
         """How many times the subscription was rebuilt."""
+        self.publication_lag: float | None = None
+        """Seconds the node's last ping took through Redis pub/sub and back (None before the first)."""
         self._redis: aioredis.Redis | None = None
         self._listener: ClusterListener | None = None
         self._members: dict[str, Member] = {}

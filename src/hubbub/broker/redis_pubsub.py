@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Publication
@@ -110,6 +111,7 @@ class RedisPubSub(RedisLink):
         if text(channel) == self._node_channel:
             if data.startswith(b"ping:") and self._ping_sent == text(data[5:]):
                 self._ping_sent = None
+                self.publication_lag = time.monotonic() - self._ping_sent_at
             return
         offset = None
         if data[:1] == b"#":  # "#<offset>:<publication>", published by the history append script

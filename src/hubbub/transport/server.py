@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
+from ssl import SSLContext
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -24,6 +25,7 @@ from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
 from hubbub.transport.outbox import flusher_for
+from hubbub.transport.proxies import TrustedProxies
 from hubbub.transport.sweep import Sweep
 from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
 
@@ -235,12 +237,13 @@ class HttpProtocol(asyncio.Protocol):
             parsed = httptools.parse_url(self._url)
         except httptools.HttpParserInvalidURLError:
             raise _RequestRefused(error_response(400, "invalid request target")) from None
+        proxies = self._server.proxies
         request = Request(
             method=self._parser.get_method().decode("ascii"),
             path=unquote(parsed.path.decode("latin-1")),
             query_string=(parsed.query or b"").decode("latin-1"),
             headers=Headers(items=self._headers),
-            client=self._client,
+            client=self._client if proxies is None else proxies.client(self._client, self._headers),
             body=b"".join(self._body),
             http_version=self._parser.get_http_version(),
         )
@@ -434,6 +437,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self.flusher = flusher_for(self.loop)
         self.stats = stats or TransportStats()
+        self.proxies = TrustedProxies(opts.forwarded_allow_ips) if opts.forwarded_allow_ips else None
         self.websockets: set[WebSocketProtocol] = set()
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
@@ -452,13 +456,21 @@ class Server:
         """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
         return {conn._worker for conn in self.http_connections if conn._worker is not None and not conn._worker.done()}
 
-    async def listen(self, host: str, port: int, *, reuse_port: bool = False, sock: socket.socket | None = None) -> int:
-        """Start accepting on host:port (or an existing socket); return the bound port."""
+    async def listen(
+        self,
+        host: str,
+        port: int,
+        *,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
+        ssl: SSLContext | None = None,
+    ) -> int:
+        """Start accepting on host:port (or an existing socket), over TLS with `ssl`; return the bound port."""
         if sock is not None:
-            srv = await self.loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=4096)
+            srv = await self.loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=4096, ssl=ssl)
         else:
             srv = await self.loop.create_server(
-                lambda: HttpProtocol(self), host, port, reuse_port=reuse_port or None, backlog=4096
+                lambda: HttpProtocol(self), host, port, reuse_port=reuse_port or None, backlog=4096, ssl=ssl
             )
         self._servers.append(srv)
         if not self.closing:

@@ -62,12 +62,19 @@ class WebSocketListener(Protocol):
 
 
 class TransportStats:
-    """Counters shared by every connection of a server."""
+    """Plain counters shared by every connection of a server (read by the metrics at scrape time)."""
 
-    __slots__ = ("dropped_messages",)
+    __slots__ = ("dropped_messages", "backpressure_closes", "messages_received", "messages_sent")
 
     def __init__(self) -> None:
         self.dropped_messages = 0
+        """Messages refused by the backpressure limit."""
+        self.backpressure_closes = 0
+        """Connections closed because they went over the backpressure limit."""
+        self.messages_received = 0
+        """Messages received from clients (counted by the app layer)."""
+        self.messages_sent = 0
+        """Messages queued for clients (counted by the app layer)."""
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -336,6 +343,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def _close_for_backpressure(self) -> None:
         """Close with 1008: a close frame behind what is queued (the close timeout bounds the
         wait), or an abort if the socket can no longer take one."""
+        self._stats.backpressure_closes += 1
         if self.transport.is_closing():
             self.abort(CLOSE_POLICY, BACKPRESSURE_REASON)
         else:
