@@ -101,6 +101,8 @@ class RedisHealth(RedisPubSub):
             self._compare_count(int(held))
         if self._needs_resync:
             await self._recover()
+        elif self._subscription_stale:
+            await self._rebuild_subscription()
         async with asyncio.timeout(self.heartbeat):
             await self._flush_dropped()
             await self._check_deaf()
