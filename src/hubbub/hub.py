@@ -109,8 +109,10 @@ class Hub:
 
     async def stop(self) -> None:
         """Disconnect the broker (after every connection closed)."""
-        await self.inbox.stop()
-        await self.broker.stop()
+        try:
+            await self.inbox.stop()
+        finally:
+            await self.broker.stop()
 
     # ---- admission and the local registry (called by the app and connections) -------------
 
