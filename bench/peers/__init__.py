@@ -69,6 +69,7 @@ PEERS: dict[str, Peer] = {
         Peer("aiohttp", module("aiohttp_server")),
         Peer("picows", module("picows_server")),
         Peer("starlette", module("starlette_server")),
+        Peer("hubbub_asgi", module("hubbub_asgi"), frozenset({"echo", "fanout", "latency"})),
         Peer("socketio", module("socketio_server"), socketio=True),
         Peer("raw_tcp", module("raw_tcp_echo"), frozenset({"echo", "latency"}), raw_tcp=True),
     )

@@ -635,8 +635,8 @@ async def test_silent_connection_is_closed_without_a_response(guard: Guard) -> N
     await guard.check()
 
 
-async def test_bad_json_body_gets_500_without_traceback(guard: Guard) -> None:
-    guard.allowed_errors = ("HTTP handler failed",)
+async def test_bad_json_body_gets_400_without_traceback(guard: Guard) -> None:
+    """A body that is not JSON is the client's fault: 400 with the parser's message, nothing logged."""
     sock = await guard.raw()
     bad = b'{"numbers": [1, 2,'
     good = b'{"numbers": [1, 2, 3]}'
@@ -647,8 +647,8 @@ async def test_bad_json_body_gets_500_without_traceback(guard: Guard) -> None:
         first = await sock.reader.readuntil(b"}")
         second = await sock.reader.readuntil(b"}")
     status, headers, body = split_http(guard.saw(first))
-    assert status == 500
-    assert orjson.loads(body) == {"error": "internal server error"}
+    assert status == 400
+    assert orjson.loads(body)["error"].startswith("request body is not valid JSON: ")
     assert headers["content-type"] == "application/json"
     status, _, body = split_http(guard.saw(second))
     assert status == 200
@@ -656,10 +656,10 @@ async def test_bad_json_body_gets_500_without_traceback(guard: Guard) -> None:
     # Then idle: closed when the keep-alive time is up, with nothing unasked-for sent.
     assert await sock.read_to_eof(timeout=HANDSHAKE_TIMEOUT + 5) == b""
     async with aiohttp.ClientSession() as session, session.post(guard.server.http_url("/sum"), data=b"{") as response:
-        assert response.status == 500
-        assert await response.json() == {"error": "internal server error"}
+        assert response.status == 400
+        assert (await response.json())["error"].startswith("request body is not valid JSON: ")
         guard.saw(await response.read())
-    assert any("HTTP handler failed" in record.getMessage() for record in guard.caplog.records)
+    assert not any("HTTP handler failed" in record.getMessage() for record in guard.caplog.records)
     await guard.check()
 
 
