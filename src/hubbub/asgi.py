@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, OP_TEXT
-from hubbub.transport.message import Outgoing
+from hubbub.transport.message import BackpressurePolicy, Outgoing
 
 if TYPE_CHECKING:
     from hubbub.hub import Hub
@@ -280,7 +280,9 @@ class AsgiWebSocket:
     __slots__ = (
         "_backlog",
         "_close_timer",
+        "_limit",
         "_opts",
+        "_policy",
         "_queue",
         "_queued",
         "_read_allowed",
@@ -304,6 +306,8 @@ class AsgiWebSocket:
         self.close_code = CLOSE_ABNORMAL
         self.close_reason = ""
         self.dropped = 0
+        self._limit = opts.max_backpressure
+        self._policy: BackpressurePolicy = opts.backpressure_policy
         self._queue: deque[str | bytes | object] = deque()
         self._queued = 0
         self._backlog = False
@@ -315,16 +319,22 @@ class AsgiWebSocket:
 
     # ---- outgoing ----------------------------------------------------------------------
 
+    def configure_backpressure(self, limit: int, policy: BackpressurePolicy) -> None:
+        """Use this route's backpressure limit and policy ("conflate" drops here, as "drop" does:
+        the ASGI server's own buffer hides which messages are still pending)."""
+        self._limit = limit
+        self._policy = policy
+
     def send(self, data: str | bytes) -> bool:
         """Queue a text (str) or binary (bytes) message; False if dropped or closed."""
         if self.state != OPEN:
             return False
         size = len(data)
-        if self._queued and self._queued + size > self._opts.max_backpressure:
+        if self._queued and self._queued + size > self._limit:
             return self._over_limit()
         self._queue.append(data)
         self._queued += size
-        if self._queued > self._opts.max_backpressure // 2:
+        if self._queued > self._limit // 2:
             self._backlog = True
         self._wakeup.set()
         return True
@@ -337,7 +347,8 @@ class AsgiWebSocket:
     def _over_limit(self) -> bool:
         self.dropped += 1
         self._stats.dropped_messages += 1
-        if self._opts.backpressure_policy == "close":
+        if self._policy == "close":
+            self._stats.backpressure_closes += 1
             self._queue.clear()
             self._queued = 0
             self.close(CLOSE_POLICY, "backpressure limit exceeded")
