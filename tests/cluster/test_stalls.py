@@ -91,7 +91,7 @@ async def holds(nodes: list[Node], connections: int) -> bool:
 async def joined(room: str, *peers: ChatPeer) -> None:
     """Each peer joins `room`."""
     for peer in peers:
-        assert await peer.request("hubbub.join", {"room": room}) == {"room": room}
+        assert await peer.request("hubbub.join", {"room": room}) == {"room": room, "offset": 0, "epoch": ""}
 
 
 def presence(action: str, client_id: str) -> Callable[[dict[str, Any]], bool]:

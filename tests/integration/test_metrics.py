@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,13 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from hubbub import App, Event, Request
 from hubbub.broker.redis import RedisBroker
 from hubbub.testing import RedisServer, TestServer, serve_app, wait_for
+from tests.support.stalled import stalled_client
 
 BURST = 16
 SIZE = 32 * 1024
 FITS = 2
 LIMIT = FITS * SIZE + 64
-"""Two 32 KiB frames (with their headers) fit; a burst of 16 queued in one loop iteration goes over the
-limit whatever the client reads."""
+"""Two 32 KiB frames (with their headers) fit in what a client that stopped reading may leave
+behind; a burst of 16 to a client that reads is never dropped."""
 
 
 def samples(text: str) -> dict[str, float]:
@@ -100,34 +102,61 @@ async def test_messages_connections_and_rooms_are_counted() -> None:
         assert (await scrape(server))["hubbub_connections"] == 0
 
 
+async def flood_until_dropped(server: TestServer) -> tuple[int, int]:
+    """Send 32 KiB messages to the only connection (a client that stopped reading), 4 per loop
+    iteration, until one is not taken; (sent, dropped)."""
+    conn = next(iter(server.app.hub._connections.values()))
+    sent = dropped = 0
+    async with asyncio.timeout(20):
+        while not dropped:
+            for _ in range(4):
+                taken = conn.send_nowait("x" * SIZE)
+                sent += taken
+                dropped += not taken
+            await asyncio.sleep(0.001)
+    return sent, dropped
+
+
 async def test_drops_are_counted_under_the_drop_policy_and_not_below_the_limit() -> None:
     async with serve_app(burst_app(backpressure_policy="drop")) as server:
         client = await server.connect("/echo")
-        await client.send("small")  # well under the limit: nothing dropped
-        assert await client.recv() == "small"
+        await client.send("burst")  # a reader that keeps up takes a whole burst: nothing dropped
+        for _ in range(BURST):
+            assert await client.recv() == "x" * SIZE
         assert (await scrape(server))["hubbub_dropped_messages_total"] == 0
-        await client.send("burst")
-        assert await client.recv() == "x" * SIZE
-        metrics = await scrape(server)
-        assert metrics["hubbub_dropped_messages_total"] == BURST - FITS
-        assert metrics["hubbub_messages_sent_total"] == 1 + FITS
-        assert metrics["hubbub_backpressure_closes_total"] == 0
         await client.close()
+        await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 0)
+        async with stalled_client(server, "/echo"):
+            await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
+            before = (await scrape(server))["hubbub_messages_sent_total"]
+            sent, dropped = await flood_until_dropped(server)
+            metrics = await scrape(server)
+            assert metrics["hubbub_dropped_messages_total"] == dropped
+            assert metrics["hubbub_messages_sent_total"] == before + sent
+            assert metrics["hubbub_backpressure_closes_total"] == 0
 
 
 async def test_backpressure_closes_are_counted_under_the_close_policy() -> None:
-    async with serve_app(burst_app(backpressure_policy="close")) as server:
-        calm = await server.connect("/echo")
-        await calm.send("fine")
-        assert await calm.recv() == "fine"
-        greedy = await server.connect("/echo")
-        await greedy.send("burst")
-        assert await greedy.wait_closed() in (1006, 1008)
-        metrics = await scrape(server)
-        assert metrics["hubbub_backpressure_closes_total"] == 1
-        assert metrics["hubbub_dropped_messages_total"] == 1
-        await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
-        await calm.close()
+    async with serve_app(burst_app(backpressure_policy="close", close_timeout=1.0)) as server:
+        async with stalled_client(server, "/echo"):
+            await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
+            calm = await server.connect("/echo")
+            await calm.send("fine")
+            assert await calm.recv() == "fine"
+            await flood_until_dropped_first(server)
+            await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
+            metrics = await scrape(server)
+            assert metrics["hubbub_backpressure_closes_total"] == 1
+            assert metrics["hubbub_dropped_messages_total"] == 1
+            await calm.close()
+
+
+async def flood_until_dropped_first(server: TestServer) -> None:
+    """Send 32 KiB messages to the first connection (a client that stopped reading) until one is refused."""
+    conn = next(iter(server.app.hub._connections.values()))
+    async with asyncio.timeout(20):
+        while conn.send_nowait("x" * SIZE):
+            await asyncio.sleep(0.001)
 
 
 async def test_registered_sizes_are_read_at_scrape_time_and_a_failing_one_is_left_out() -> None:
