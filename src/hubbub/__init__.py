@@ -49,7 +49,10 @@ from hubbub.http import (
     StaticFiles,
     StreamingResponse,
 )
+from hubbub.history.base import HistoryPage, HistoryPolicy
+from hubbub.history.recovery import Published
 from hubbub.hub import Hub
+from hubbub.inbox import Inbox, InboxLimits
 from hubbub.options import ServerOptions
 from hubbub.protocol.envelope import Envelope, EnvelopeError
 from hubbub.runner import RunningServer, run, serve, start
@@ -90,8 +93,12 @@ __all__ = [
     "HTTPError",
     "HandshakeError",
     "Headers",
+    "HistoryPage",
+    "HistoryPolicy",
     "Hub",
     "HubbubError",
+    "Inbox",
+    "InboxLimits",
     "InvalidBody",
     "JSONResponse",
     "JWTAuth",
@@ -99,6 +106,7 @@ __all__ = [
     "MemoryBus",
     "PlainTextResponse",
     "ProtocolError",
+    "Published",
     "QueryParams",
     "RedisBroker",
     "Request",
