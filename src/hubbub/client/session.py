@@ -231,7 +231,7 @@ class Client:
     @property
     def rooms(self) -> frozenset[str]:
         """The rooms joined through this client (re-joined after every reconnect)."""
-        return frozenset(self._streams)
+        return frozenset(room for room, stream in self._streams.items() if stream.joined)
 
     def position(self, room: str) -> tuple[int, str] | None:
         """(offset, epoch) of the last publication of `room` delivered to the app, if it keeps history."""
@@ -332,7 +332,7 @@ class Client:
 
     async def _rejoin(self) -> None:
         """After a reconnect: join every room again, from its position when it keeps history."""
-        streams = list(self._streams.values())
+        streams = [stream for stream in self._streams.values() if stream.joined]
         if not streams:
             return
         results = await asyncio.gather(*(self._rejoin_one(stream) for stream in streams))

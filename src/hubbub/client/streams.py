@@ -41,6 +41,8 @@ class RoomStream:
     epoch: str = ""
     joining: bool = True
     held: list[Wire] = field(default_factory=list)
+    joined: bool = False
+    """Whether a join reply arrived once (only then is the room joined again after a reconnect)."""
 
     @property
     def tracked(self) -> bool:
@@ -111,6 +113,7 @@ class RoomStream:
             last = position
         self.offset = last if self.epoch else None
         self.joining = gap
+        self.joined = True
         return Settled(deliver, recovered if recovering and isinstance(recovered, bool) else None, missed, gap)
 
 

@@ -5,7 +5,8 @@
  *
  *     <script src="/hubbub/hubbub.js"></script>
  *
- * Reference these declarations with `/// <reference path="hubbub.d.ts" />`.
+ * Reference these declarations with `/// <reference path="hubbub.d.ts" />` (the global `Hubbub`),
+ * or install the npm package "hubbub-client" (package.json beside this file) and `import Hubbub = require("hubbub-client")`.
  */
 
 declare namespace Hubbub {
@@ -43,8 +44,12 @@ declare namespace Hubbub {
      * 4002 (invalid or expired token), 4003 (too many connections for the user).
      */
     noReconnectCodes?: number[];
-    /** Messages kept while (re)connecting, sent after the welcome; beyond it sends fail with "buffer_full". Default 1000. */
+    /** Events and requests kept while (re)connecting, sent after the welcome; beyond it `emit` throws and
+     * `request` rejects with "buffer_full". Default 1000. */
     maxBuffered?: number;
+    /** After close code 1013 (server at capacity, try again later) the next attempt waits at least this long, in ms.
+     * Default 5000 (the server's retry-after). */
+    overCapacityDelayMs?: number;
     /** Connect in the constructor. Default true; with false, call `connect()`. */
     autoConnect?: boolean;
   }
@@ -52,6 +57,43 @@ declare namespace Hubbub {
   interface RequestOptions {
     /** Reject with code "timeout" when no reply came within this many ms (0 or Infinity: never). */
     timeoutMs?: number;
+    /** Made while disconnected: "wait" (default) sends it after the next welcome, "fail" rejects at once
+     * with "disconnected". */
+    offline?: "wait" | "fail";
+  }
+
+  interface JoinOptions extends RequestOptions {
+    /** Ask for the room's last `history` publications; they reach the listeners first, in order. */
+    history?: number;
+  }
+
+  /** A room's position: the offset of the last publication handed to the app, and the room's epoch. */
+  interface Position {
+    offset: number;
+    epoch: string;
+  }
+
+  /** The reply to hubbub.join (offset and epoch: the room's latest position; "" epoch: no history kept). */
+  interface JoinReply {
+    room: string;
+    offset: number;
+    epoch: string;
+    recovered?: boolean;
+    publications?: Envelope[];
+  }
+
+  /**
+   * After a re-join or a gap: whether every publication missed since the room's position was recovered
+   * (and handed to the listeners, in order, once). `recovered: false` means the server's history no
+   * longer covers the gap (or the room's epoch changed): reload the room's state.
+   */
+  interface RecoveryInfo {
+    room: string;
+    recovered: boolean;
+    /** How many missed publications were recovered. */
+    missed: number;
+    offset: number | null;
+    epoch: string;
   }
 
   /** What "open" listeners and `ready()` get: the server's welcome. */
@@ -92,8 +134,10 @@ declare namespace Hubbub {
   interface ClientErrorInfo {
     error: unknown;
     /** "token": the token function threw (retried with backoff); "connect": the URL or a subprotocol
-     * is invalid (the client stops); "receive": a frame that is not a JSON envelope (ignored). */
-    phase: "token" | "connect" | "receive";
+     * is invalid (the client stops); "receive": a frame that is not a JSON envelope (ignored);
+     * "recover": asking for the publications missed in a gap failed (`room` says where). */
+    phase: "token" | "connect" | "receive" | "recover";
+    room?: string;
   }
 
   /** The error object of a server's error reply or "hubbub.error" event. */
@@ -132,6 +176,8 @@ declare namespace Hubbub {
     id?: string | number;
     data?: Json;
     error?: ErrorBody;
+    /** A room publication's position in the room's history (rooms that keep history). */
+    offset?: number;
   }
 
   interface LifecycleEvents {
@@ -139,6 +185,7 @@ declare namespace Hubbub {
     close: CloseInfo;
     reconnecting: ReconnectingInfo;
     rejoin: RejoinInfo;
+    recovery: RecoveryInfo;
     error: ClientErrorInfo;
     "hubbub.presence": Presence;
     "hubbub.error": ErrorBody;
@@ -152,7 +199,8 @@ declare namespace Hubbub {
    * "unknown_type", "validation_error", "handler_error", "timeout", "forbidden", "rate_limited",
    * "unauthorized", "bad_request", or an app's own), or one of the client's:
    * "timeout" (no reply in time), "disconnected" (the connection closed before the reply),
-   * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection).
+   * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection);
+   * "disconnected" also for a request made offline with `offline: "fail"`.
    */
   class HubbubError extends Error {
     constructor(code: string, message?: string, extra?: { [key: string]: unknown });
@@ -185,7 +233,7 @@ declare namespace Hubbub {
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its
-     * "error"), or a lifecycle event ("open", "close", "reconnecting", "rejoin", "error").
+     * "error"), or a lifecycle event ("open", "close", "reconnecting", "rejoin", "recovery", "error").
      * Returns a function that removes the listener.
      */
     on<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
@@ -196,8 +244,8 @@ declare namespace Hubbub {
     /** Remove a listener (without `fn`: all listeners of `type`). */
     off(type: string, fn?: Listener<any>): void;
 
-    /** Send an event without waiting for a reply. Buffered while (re)connecting; throws a
-     * HubbubError ("closed") after `close()`. */
+    /** Send an event without waiting for a reply. Buffered while (re)connecting (at most `maxBuffered`;
+     * past it, throws a HubbubError "buffer_full"); throws "closed" after `close()`. */
     emit(type: string, data?: unknown): void;
 
     /** Send a request; resolves with the reply's data, rejects with a HubbubError (error reply,
@@ -212,8 +260,15 @@ declare namespace Hubbub {
      */
     handle<T = any, R = unknown>(type: string, fn: ((data: T, envelope: Envelope) => R | Promise<R>) | null): void;
 
-    /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a reconnect. */
-    join(room: string, options?: RequestOptions): Promise<{ room: string }>;
+    /** How many events and requests wait for the connection. */
+    readonly queued: number;
+
+    /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a
+     * reconnect, from their position: missed publications reach the listeners in order, once, then a
+     * "recovery" event says whether everything was recovered. */
+    join(room: string, options?: JoinOptions): Promise<JoinReply>;
+    /** The position of a joined room that keeps history (null otherwise). */
+    position(room: string): Position | null;
     /** Leave a room; while disconnected it only forgets the room (membership ended with the connection). */
     leave(room: string, options?: RequestOptions): Promise<{ room: string }>;
     /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");
@@ -242,10 +297,15 @@ declare namespace Hubbub {
   const SUBPROTOCOL: string;
   /** Close codes not retried by default: 1000, 1008, 4001, 4002, 4003. */
   const NO_RECONNECT_CODES: readonly number[];
-  /** Names of the client's own events: "open", "close", "reconnecting", "rejoin", "error". */
+  /** Names of the client's own events: "open", "close", "reconnecting", "rejoin", "recovery", "error". */
   const LIFECYCLE_EVENTS: readonly string[];
 }
 
-interface Window {
-  Hubbub: typeof Hubbub;
+export = Hubbub;
+export as namespace Hubbub;
+
+declare global {
+  interface Window {
+    Hubbub: typeof Hubbub;
+  }
 }
