@@ -213,7 +213,29 @@ declare namespace Hubbub {
     [extra: string]: unknown;
   }
 
-  class Client {
+  /**
+   * What a channel route accepts and sends, by event type: `requests` maps each type a client may
+   * send (as an event or a request) to its payload and reply, `events` each type the server sends
+   * to its payload. `hubbub schema FILE:app --typescript out.d.ts` writes one per route
+   * (`HubbubApp.<Route>`); `new Hubbub.Client<HubbubApp.Rooms>("/rooms")` is then typed by it.
+   */
+  interface ChannelSpec {
+    requests: { [type: string]: { data: unknown; reply: unknown } };
+    events: { [type: string]: unknown };
+  }
+
+  /** The spec of a client without generated types: any type, any payload. */
+  interface UntypedSpec extends ChannelSpec {
+    requests: { [type: string]: { data: any; reply: any } };
+    events: { [type: string]: any };
+  }
+
+  type RequestType<S extends ChannelSpec> = keyof S["requests"] & string;
+  type EventType<S extends ChannelSpec> = keyof S["events"] & string;
+  /** The payload argument: optional when the type's data may be undefined (untyped), else required. */
+  type DataArgument<D> = undefined extends D ? [data?: D] : [data: D];
+
+  class Client<S extends ChannelSpec = UntypedSpec> {
     /**
      * Connect to a channel route (unless `options.autoConnect` is false).
      * @param url ws://, wss://, http(s):// or a path relative to the page ("/chat").
@@ -237,20 +259,23 @@ declare namespace Hubbub {
      * Returns a function that removes the listener.
      */
     on<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
-    on<T = any>(type: string, fn: Listener<T>): () => void;
+    on<K extends EventType<S>>(type: K, fn: Listener<S["events"][K]>): () => void;
     /** Like `on`, for one call only. */
     once<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
-    once<T = any>(type: string, fn: Listener<T>): () => void;
+    once<K extends EventType<S>>(type: K, fn: Listener<S["events"][K]>): () => void;
     /** Remove a listener (without `fn`: all listeners of `type`). */
     off(type: string, fn?: Listener<any>): void;
 
     /** Send an event without waiting for a reply. Buffered while (re)connecting (at most `maxBuffered`;
      * past it, throws a HubbubError "buffer_full"); throws "closed" after `close()`. */
-    emit(type: string, data?: unknown): void;
+    emit<K extends RequestType<S>>(type: K, ...data: DataArgument<S["requests"][K]["data"]>): void;
 
     /** Send a request; resolves with the reply's data, rejects with a HubbubError (error reply,
      * timeout, disconnect). Made while (re)connecting, it is sent after the welcome. */
-    request<R = any>(type: string, data?: unknown, options?: RequestOptions): Promise<R>;
+    request<K extends RequestType<S>>(
+      type: K,
+      ...args: [...DataArgument<S["requests"][K]["data"]>, RequestOptions?]
+    ): Promise<S["requests"][K]["reply"]>;
 
     /**
      * Answer the server's requests of `type` (`await connection.call(type, data)` on the server)
