@@ -209,3 +209,33 @@ def _await_workers(supervisor: Server, count: int, timeout: float) -> list[procf
         if time.monotonic() > deadline:
             raise StartError(f"{len(kids)}/{count} workers listening after {timeout:.0f} s")
         time.sleep(0.05)
+
+
+HISTORY_APP = "bench/apps/history.py"
+
+
+def history(name: str, target: str, *, store: str | None = None, redis: bool = False) -> Setup:
+    """One hubbub process of the history app (``target``: ``app`` keeps history, ``plain`` does not),
+    with ``store`` ("sqlite": a SQLite file in a fresh directory) or on a private Redis."""
+
+    def start(procs: ProcessSet, plan: CpuPlan, s: Settings) -> Deployment:
+        dep = Deployment([], [])
+
+        def body() -> None:
+            port = free_port()
+            argv = [
+                sys.executable, "-m", "hubbub", "run", f"{HISTORY_APP}:{target}", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning",
+            ]  # fmt: skip
+            if redis:
+                dep.redis, dep.redis_dir = _start_redis(procs, plan.server, s)
+                argv += ["--broker", broker_url(dep.redis.port)]
+            elif store == "sqlite":
+                dep.redis_dir = tempfile.mkdtemp(prefix="bench-history-")
+                argv += ["--store", f"sqlite:///{dep.redis_dir}/history.db"]
+            dep.servers.append(procs.start(f"hubbub-{target}", argv, port, s.start_timeout, plan.server))
+            dep.ports.append(port)
+
+        return _start_all(procs, dep, body)
+
+    return Setup(name, start)

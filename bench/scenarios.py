@@ -322,6 +322,42 @@ SCENARIOS: dict[str, Scenario] = {
             scaleout.cross_node_fanout,
         ),
         SetupScenario(
+            "history_fanout",
+            "Fan-out with history on vs off",
+            "The Fan-out method ({fanout_clients} connections, {fanout_bursts} timed bursts of {fanout_burst} "
+            "{fanout_size}-byte messages after {fanout_warmup_bursts} warm-up burst, then {fanout_paced} paced "
+            f"messages) against `hubbub run {deploy.HISTORY_APP}`: each message is published to the room of "
+            "every client as an envelope through room_broadcast. `off` is that app without history (`:plain`); "
+            "the `on` rows keep the room's last 10,000 publications (offsets assigned, appended to the store "
+            "before delivery): in memory, in a SQLite file (`--store sqlite:///...`, WAL, one transaction "
+            "per loop iteration, delivery after the commit), or in Redis (`--broker`, a private redis-server "
+            "keeping nothing on disk; the append script publishes, every member gets it through the "
+            "subscription) beside Redis with history off. The handler waits for each publication to be kept "
+            "(the acknowledgement) before the connection's next message is handled, so with a durable store "
+            "one publisher's publications are delivered one loop iteration each; `relay` rows start each "
+            "publish as a task instead, so the publications of an iteration share a commit or a pipeline. "
+            "Pinned as Fan-out. Server CPU = utime+stime per "
+            "delivery (x {fanout_clients} = per publication); redis-server's CPU is its own column. "
+            "Target: memory `on` at most 1.3x the server CPU per delivery of `off`.",
+            (
+                *_FANOUT_RATE,
+                _SERVER_CPU,
+                _REDIS_CPU,
+                _GEN_CPU,
+                _OTHER_CPU,
+            ),
+            (
+                deploy.history("off", "plain"),
+                deploy.history("on, memory", "app"),
+                deploy.history("on, SQLite", "app", store="sqlite"),
+                deploy.history("on, SQLite, relay", "relay", store="sqlite"),
+                deploy.history("off, Redis", "plain", redis=True),
+                deploy.history("on, Redis", "app", redis=True),
+                deploy.history("on, Redis, relay", "relay", redis=True),
+            ),
+            scaleout.cross_node_fanout,
+        ),
+        SetupScenario(
             "workers_echo",
             "Echo on --workers (Redis)",
             "The Echo method ({echo_connections} connections x {echo_depth} pipelined {echo_size}-byte "

@@ -11,7 +11,9 @@ HTTP
 
 Channel /chat (JSON envelopes; the token comes as ?token=, a Bearer header or the "bearer.<token>" subprotocol)
   hubbub.join {room} / hubbub.leave {room}   rooms are named ^[a-z0-9-]{1,32}$; after a join the client gets
-        "joined" {room, history: [message...], presence: [{client_id, user, info}...]}
+        "joined" {room, history: [message...], presence: [{client_id, user, info}...]}; the history is the
+        room's, kept by hubbub (app.history): a client may also join with {"history": N} or
+        {"since": {"offset", "epoch"}} to recover exactly what it missed (docs/protocol.md)
   say {room, text}          -> "message" {id, room, user: {id, name}, text, ts} to the room; reply {"id"}
   whisper {to_user, text}   -> "whisper" {from, to, text, ts} to every device of both users; reply {"delivered"};
                                a user who is not online -> error "not_found"
@@ -21,7 +23,9 @@ Channel /chat (JSON envelopes; the token comes as ?token=, a Bearer header or th
   Room members get "hubbub.presence" events when someone joins or leaves.
 
 Environment: CHAT_JWT_SECRET (default: random per process), CHAT_TOKEN_TTL (seconds, default 600),
-CHAT_HISTORY (messages kept per room, default 50), CHAT_PRESENCE_GRACE (seconds, default 2).
+CHAT_HISTORY (messages kept per room, default 50), CHAT_HISTORY_TTL (seconds a message is kept, default
+86400), CHAT_PRESENCE_GRACE (seconds, default 2). Run with --store sqlite:///chat.db to keep the rooms'
+history across restarts.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import secrets
 import time
 import unicodedata
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,12 +55,12 @@ AUDIENCE = "hubbub-chat"
 ROOM_PATTERN = r"^[a-z0-9-]{1,32}$"
 MAX_TEXT = 500
 MAX_NICKNAME = 24
-MAX_ROOMS_KEPT = 1000
 MAX_NAMES_KEPT = 10_000
 
 SECRET = os.environ.get("CHAT_JWT_SECRET") or secrets.token_urlsafe(32)
 TOKEN_TTL = float(os.environ.get("CHAT_TOKEN_TTL", "600"))
 HISTORY_SIZE = int(os.environ.get("CHAT_HISTORY", "50"))
+HISTORY_TTL = float(os.environ.get("CHAT_HISTORY_TTL", "86400"))
 PRESENCE_GRACE = float(os.environ.get("CHAT_PRESENCE_GRACE", "2"))
 
 
@@ -135,29 +139,6 @@ class Names:
         return self._names.get(user_id)
 
 
-class History:
-    """The last `size` messages of each room, for at most `max_rooms` rooms (least recently used go first)."""
-
-    def __init__(self, size: int, max_rooms: int = MAX_ROOMS_KEPT) -> None:
-        self.size = size
-        self.max_rooms = max_rooms
-        self._rooms: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
-
-    def add(self, room: str, message: dict[str, Any]) -> None:
-        """Keep a message (the oldest of a full room is forgotten)."""
-        kept = self._rooms.get(room)
-        if kept is None:
-            kept = self._rooms[room] = deque(maxlen=self.size)
-            while len(self._rooms) > self.max_rooms:
-                self._rooms.popitem(last=False)
-        self._rooms.move_to_end(room)
-        kept.append(message)
-
-    def of(self, room: str) -> list[dict[str, Any]]:
-        """A room's kept messages, oldest first."""
-        return list(self._rooms.get(room, ()))
-
-
 auth = JWTAuth(secret=SECRET, audience=AUDIENCE)
 app = App(
     presence_grace=PRESENCE_GRACE,
@@ -168,7 +149,7 @@ app = App(
 )
 app.authenticate(auth)
 chat = app.channel("/chat")
-history = History(HISTORY_SIZE)
+app.history("*", size=HISTORY_SIZE, ttl=HISTORY_TTL)
 names = Names()
 _message_ids = itertools.count(1)
 
@@ -281,15 +262,12 @@ def may(event: Event, action: str, room: str) -> bool:
     return action in ("join", "leave") and re.fullmatch(ROOM_PATTERN, room) is not None
 
 
-@chat.after
-async def after_join(event: Event) -> None:
-    """After a successful hubbub.join: the room's recent messages and who is in it."""
-    if event.type != "message" or event.name != "hubbub.join" or not isinstance(event.data, dict):
-        return
-    room = event.data.get("room")
-    if isinstance(room, str) and room in event.connection.rooms:
-        presence = await event.hub.room_presence(room)
-        await event.emit("joined", {"room": room, "history": history.of(room), "presence": presence})
+@chat.on_join
+async def joined(event: Event, room: str) -> None:
+    """After a hubbub.join: the room's recent messages and who is in it."""
+    recent = await event.hub.room_history(room, last=HISTORY_SIZE)
+    history = [publication["data"] for publication in recent.publications()]
+    await event.emit("joined", {"room": room, "history": history, "presence": await event.hub.room_presence(room)})
 
 
 @chat.on("rooms")
@@ -308,8 +286,7 @@ async def say(event: Event) -> dict[str, Any]:
     data: Say = event.data
     in_room(event, data.room)
     message = {"id": next(_message_ids), "room": data.room, "user": who(event), "text": data.text, "ts": now_ms()}
-    history.add(data.room, message)
-    await event.hub.room_broadcast(data.room, Envelope("message", message))
+    await event.hub.room_broadcast(data.room, Envelope("message", message))  # kept in the room's history
     return {"id": message["id"]}
 
 
@@ -334,5 +311,5 @@ async def typing(event: Event) -> None:
     data: Typing = event.data
     in_room(event, data.room)
     await event.hub.room_broadcast(
-        data.room, Envelope("typing", {"room": data.room, "user": who(event)}), exclude=event.client_id
+        data.room, Envelope("typing", {"room": data.room, "user": who(event)}), exclude=event.client_id, keep=False
     )

@@ -26,6 +26,8 @@ from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import Abort
 from hubbub.events import Event
+from hubbub.history.base import HistoryPolicy
+from hubbub.history.store import Store, open_store
 from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
 from hubbub.hub import Hub
 from hubbub.options import ServerOptions
@@ -80,7 +82,12 @@ class App:
     """
 
     def __init__(
-        self, options: ServerOptions | None = None, *, broker: Broker | None = None, **option_changes: Any
+        self,
+        options: ServerOptions | None = None,
+        *,
+        broker: Broker | None = None,
+        store: str | Store | None = None,
+        **option_changes: Any,
     ) -> None:
         base = options or ServerOptions()
         self.options = base.replace(**option_changes) if option_changes else base
@@ -88,6 +95,7 @@ class App:
             broker,
             presence_grace=self.options.presence_grace,
             room_presence_events=self.options.room_presence_events,
+            store=open_store(store),
         )
         self._authenticator: Authenticator | None = None
         self._handshakes = (
@@ -209,6 +217,28 @@ class App:
     def use_broker(self, broker: Broker) -> None:
         """Run on `broker` (e.g. a RedisBroker) instead of the embedded memory engine; call before serving."""
         self.hub.broker = broker
+
+    def use_store(self, store: str | Store) -> None:
+        """Keep history (and other lasting state) in `store`: a URL (memory, sqlite:///rel.db,
+        sqlite:////abs/path.db, redis://...) or a Store; call before serving. The default is
+        memory, or Redis with the Redis broker."""
+        self.hub.store = open_store(store)
+
+    # ---- history ------------------------------------------------------------------------------
+
+    def history(self, rooms: str, *, size: int, ttl: float) -> None:
+        """Keep the last `size` publications of the rooms whose names match `rooms` (a name, or a
+        pattern such as "chat:*"), each for `ttl` seconds. Their envelope publications get offsets,
+        and clients can recover what they missed (docs/protocol.md, "History and recovery").
+        The first pattern set that matches a room applies; set a pattern again to change it."""
+        self.hub.history_rules.set(rooms, HistoryPolicy(size, ttl))
+
+    def history_api(self, api_key: str, path: str = "/api/history") -> None:
+        """Serve `GET path/{room}` for backends to read room history (see `hubbub.history.http`);
+        requests need `Authorization: Bearer <api_key>`."""
+        from hubbub.history.http import mount_history_api
+
+        mount_history_api(self, api_key, path)
 
     # ---- HTTP routes ----------------------------------------------------------------------
 

@@ -34,6 +34,11 @@ logger = logging.getLogger("hubbub.channel")
 
 RoomAction = Literal["join", "leave", "publish"]
 Authorizer = Callable[[Event, RoomAction, str], Awaitable[bool] | bool]
+RoomHook = Callable[[Event, str], Awaitable[Any] | Any]
+
+MAX_HISTORY_ASKED = 100_000
+"""The largest `history` a join may ask for (a room never keeps more than its size anyway)."""
+MAX_IDEMPOTENCY_KEY = 128
 
 
 @dataclass(slots=True)
@@ -47,6 +52,38 @@ class EventSpec:
     """The payload's type, as given to `on` (for `hubbub schema`)."""
     function: Any = None
     """The handler as written: its return annotation types the reply (for `hubbub schema`)."""
+
+
+@dataclass(slots=True)
+class _Then:
+    """A reply, and what to do once it went out."""
+
+    reply: Any
+    then: Callable[[], Awaitable[None]]
+
+
+def _count(value: Any, name: str, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise EnvelopeError(env.BAD_REQUEST, f"{name!r} must be an integer from 0 to {limit}")
+    return value
+
+
+def _position_asked(data: dict[str, Any]) -> tuple[int | None, str | None, int | None]:
+    """(since offset, its epoch, last K) from a hubbub.join request."""
+    history = data.get("history")
+    since = data.get("since")
+    if history is not None and since is not None:
+        raise EnvelopeError(env.BAD_REQUEST, "ask for 'history' or 'since', not both")
+    if history is not None:
+        return None, None, _count(history, "history", MAX_HISTORY_ASKED)
+    if since is None:
+        return None, None, None
+    if not isinstance(since, dict):
+        raise EnvelopeError(env.BAD_REQUEST, '\'since\' must be an object {"offset": N, "epoch": E}')
+    epoch = since.get("epoch")
+    if not isinstance(epoch, str) or len(epoch) > 64:
+        raise EnvelopeError(env.BAD_REQUEST, "'since.epoch' must be a string of at most 64 characters")
+    return _count(since.get("offset"), "since.offset", 2**53), epoch, None
 
 
 def _room_of(event: Event) -> str:
@@ -83,6 +120,8 @@ class Channel(WebSocketEndpoint):
         self.server_events: dict[str, Any] = {}
         """Event types the server sends on this route (declared with `emits`), with their payload types."""
         self._authorize: Authorizer | None = None
+        self._on_join: list[RoomHook] = []
+        self._on_leave: list[RoomHook] = []
 
     # ---- registration -----------------------------------------------------------------
 
@@ -133,6 +172,17 @@ class Channel(WebSocketEndpoint):
         self._authorize = fn
         return fn
 
+    def on_join(self, fn: RoomHook) -> RoomHook:
+        """Decorator: `fn(event, room)` runs after a client joined a room with hubbub.join, once the
+        reply went out (so what it sends arrives after the reply), e.g. to greet the joiner."""
+        self._on_join.append(fn)
+        return fn
+
+    def on_leave(self, fn: RoomHook) -> RoomHook:
+        """Decorator: `fn(event, room)` runs after a client left a room with hubbub.leave, once the reply went out."""
+        self._on_leave.append(fn)
+        return fn
+
     # ---- the connection's side ------------------------------------------------------
 
     def choose_codec(self, subprotocol: str | None) -> Codec:
@@ -180,8 +230,11 @@ class Channel(WebSocketEndpoint):
 
     async def _dispatch(self, event: Event) -> None:
         conn = event.connection
+        then = None
         try:
             result = await self._handle(event)
+            if isinstance(result, _Then):
+                result, then = result.reply, result.then
         except EnvelopeError as exc:
             logger.info("%r on connection %s answered %s: %s", event.name, conn.id, exc.code, exc.message)
             self._answer_error(event, exc.body())
@@ -200,6 +253,8 @@ class Channel(WebSocketEndpoint):
                 except TypeError:
                     logger.exception("reply to %r on connection %s cannot be encoded", event.name, conn.id)
                     self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
+            if then is not None:
+                await then()
 
     async def _handle(self, event: Event) -> Any:
         name = event.name or ""
@@ -233,21 +288,43 @@ class Channel(WebSocketEndpoint):
             verdict = await verdict
         return bool(verdict)
 
-    async def _client_join(self, event: Event) -> dict[str, Any]:
+    async def _client_join(self, event: Event) -> _Then:
         room = _room_of(event)
+        since, epoch, last = _position_asked(event.data)
         if not await self._allowed(event, "join", room):
             raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {room!r}")
-        await event.hub.join(room, event.client_id)
-        return {"room": room}
+        recovery = await event.hub.join_with_history(room, event.client_id, since=since, epoch=epoch, last=last)
 
-    async def _client_leave(self, event: Event) -> dict[str, Any]:
+        async def joined() -> None:
+            recovery.release()
+            await self._run_hooks(self._on_join, event, room)
+
+        return _Then(recovery.reply(), joined)
+
+    async def _client_leave(self, event: Event) -> _Then:
         room = _room_of(event)
         if room not in event.connection.rooms:
             raise EnvelopeError(env.BAD_REQUEST, f"not in room {room!r}")
         if self._authorize is not None and not await self._allowed(event, "leave", room):
             raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {room!r}")
         await event.hub.leave(room, event.client_id)
-        return {"room": room}
+
+        async def left() -> None:
+            await self._run_hooks(self._on_leave, event, room)
+
+        return _Then({"room": room}, left)
+
+    @staticmethod
+    async def _run_hooks(hooks: list[RoomHook], event: Event, room: str) -> None:
+        for hook in hooks:
+            try:
+                result = hook(event, room)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception(
+                    "room hook %s failed on connection %s", getattr(hook, "__name__", hook), event.client_id
+                )
 
     async def _client_publish(self, event: Event) -> dict[str, Any]:
         room = _room_of(event)
@@ -259,7 +336,15 @@ class Channel(WebSocketEndpoint):
             raise EnvelopeError(env.BAD_REQUEST, "publication types starting with 'hubbub.' are reserved")
         if not await self._allowed(event, "publish", room):
             raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {room!r}")
+        key = data.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+            raise EnvelopeError(
+                env.BAD_REQUEST, f"'idempotency_key' must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"
+            )
         conn = event.connection
         payload = {"room": room, "from": conn.id, "user": conn.user_id, "data": data.get("data")}
-        delivered = await event.hub.room_broadcast(room, Envelope(kind, payload))
-        return {"room": room, "delivered": delivered}
+        published = await event.hub.publish(room, Envelope(kind, payload), idempotency_key=key)
+        reply: dict[str, Any] = {"room": room, "delivered": published.delivered}
+        if published.epoch:
+            reply.update(offset=published.offset, epoch=published.epoch, duplicate=published.duplicate)
+        return reply

@@ -76,6 +76,13 @@ def main() -> None:
     help="Cluster engine, e.g. redis://HOST:PORT/DB (default: the app's own, normally in-memory).",
 )
 @click.option(
+    "--store",
+    default=None,
+    metavar="URL",
+    help="Where history lives: memory, sqlite:///rel.db, sqlite:////abs/path.db (default: the app's own;"
+    " in memory, or in Redis with the Redis broker).",
+)
+@click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="Processes sharing the port."
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, help="Bind with SO_REUSEPORT (set for worker processes).")
@@ -86,6 +93,7 @@ def run(
     log_level: str,
     compression: str | None,
     broker: str | None,
+    store: str | None,
     workers: int,
     reuse_port: bool,
 ) -> None:
@@ -97,6 +105,10 @@ def run(
             app.options = app.options.replace(compression=compression)
         if broker is not None and broker != "memory":
             app.use_broker(broker_from_url(broker, app))
+        if store is not None:
+            app.use_store(store)
+            if app.hub.broker.is_cluster and not store.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigurationError(f"--store {store} serves one process; with --broker, history lives in Redis")
         if workers > 1:
             if not app.hub.broker.is_cluster:
                 raise ConfigurationError("--workers needs a cluster broker: add --broker redis://HOST:PORT/DB")
@@ -107,7 +119,7 @@ def run(
         raise click.ClickException(str(exc)) from None
     try:
         run_app(app, host, port, reuse_port=reuse_port)
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, ConfigurationError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -19,6 +19,10 @@ from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
 from hubbub.connection import encode_for
+from hubbub.history.base import HistoryPage, HistoryPolicy
+from hubbub.history.recovery import Published, Recovery
+from hubbub.history.rules import HistoryRules
+from hubbub.history.store import Store, default_store
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope
@@ -65,9 +69,17 @@ class Hub:
     """Connections by id, user and room; usable from handlers, HTTP routes and tasks."""
 
     def __init__(
-        self, broker: Broker | None = None, *, presence_grace: float = 2.0, room_presence_events: bool = True
+        self,
+        broker: Broker | None = None,
+        *,
+        presence_grace: float = 2.0,
+        room_presence_events: bool = True,
+        store: Store | None = None,
     ) -> None:
         self.broker: Broker = broker if broker is not None else MemoryBroker(presence_grace=presence_grace)
+        self.store = store
+        """Where history lives (None until start: then the broker's default, memory or Redis)."""
+        self.history_rules = HistoryRules()
         self.presence = PresenceHooks()
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
@@ -81,6 +93,11 @@ class Hub:
         self._writes: dict[str, asyncio.Task[Any]] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._admitting: dict[str, int] = {}
+        self._holding: dict[str, dict[str, list[Envelope]]] = {}
+        """Per room, the clients joining with recovery and the live publications held for them meanwhile."""
+        self._floors: dict[str, dict[str, int]] = {}
+        """Per room, clients that were answered up to an offset: a live publication at or below it (late from
+        Redis) is not sent again. Each floor goes at the first publication above it."""
         self._online_at_open: set[str] = set()
 
     @property
@@ -94,12 +111,23 @@ class Hub:
         return self.broker.ready
 
     async def start(self) -> None:
-        """Connect the broker (the server does this before accepting connections)."""
+        """Connect the broker and open the store (the server does this before accepting connections)."""
+        if self.store is None:
+            self.store = default_store(self.broker)
         await self.broker.start(self)
+        try:
+            await self.store.open(self.broker)
+        except BaseException:
+            await self.broker.stop()
+            raise
 
     async def stop(self) -> None:
-        """Disconnect the broker (after every connection closed)."""
-        await self.broker.stop()
+        """Close the store and disconnect the broker (after every connection closed)."""
+        try:
+            if self.store is not None:
+                await self.store.close()
+        finally:
+            await self.broker.stop()
 
     # ---- admission and the local registry (called by the app and connections) -------------
 
@@ -208,6 +236,9 @@ class Hub:
         listening = self._listening.get(room)
         if listening is not None and listening.pop(client_id, None) is not None and not listening:
             del self._listening[room]
+        floors = self._floors.get(room)
+        if floors is not None and floors.pop(client_id, None) is not None and not floors:
+            del self._floors[room]
         return True
 
     # ---- the broker's callbacks (ClusterListener) --------------------------------------
@@ -217,6 +248,11 @@ class Hub:
         kind = publication.kind
         target = publication.target
         conns: list[Connection]
+        kept_wire = publication.envelope
+        if publication.offset is not None and kept_wire is not None:
+            kept = Envelope(kept_wire.get("type"), kept_wire.get("data"), room=str(target), offset=publication.offset)
+            self._deliver_kept(str(target), kept, publication.exclude)
+            return
         if kind == "room":
             conns = list(self._rooms.get(str(target), {}).values())
         elif kind == "client":
@@ -393,12 +429,135 @@ class Hub:
         self._announce(room, conn, "leave")
         return True
 
-    async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> int:
+    async def room_broadcast(
+        self,
+        room: str,
+        data: Sendable,
+        *,
+        exclude: str | None = None,
+        idempotency_key: str | None = None,
+        keep: bool = True,
+    ) -> int:
         """Send to every member of a room on every node (but `exclude`); the message crosses
-        the broker once and each node builds the frame once. Returns the local deliveries."""
+        the broker once and each node builds the frame once. Returns the local deliveries.
+
+        In a room that keeps history (`App.history`), an envelope is kept and gets an offset first
+        (see `publish`); `keep=False` sends it without keeping it (and without an offset)."""
+        if keep and isinstance(data, Envelope) and self.history_rules:
+            policy = self.history_rules.policy(room)
+            if policy is not None:
+                return (await self._publish_kept(room, data, exclude, idempotency_key, policy)).delivered
         await self._publish(Publication.carrying("room", room, data, exclude))
         members = self._rooms.get(room)
         return self._deliver(data, list(members.values()), exclude) if members else 0
+
+    async def publish(
+        self, room: str, data: Envelope, *, exclude: str | None = None, idempotency_key: str | None = None
+    ) -> Published:
+        """Publish an envelope to a room like `room_broadcast`, and say where it went in the room's
+        history. With `idempotency_key`, a retry of a publication already made (while its key is
+        remembered: as long as the publication is kept) publishes nothing and answers the first one's
+        offset. Returns once the publication is as durable as the store makes it."""
+        policy = self.history_rules.policy(room) if self.history_rules else None
+        if policy is None:
+            return Published(0, "", await self.room_broadcast(room, data, exclude=exclude))
+        return await self._publish_kept(room, data, exclude, idempotency_key, policy)
+
+    async def _publish_kept(
+        self, room: str, data: Envelope, exclude: str | None, key: str | None, policy: HistoryPolicy
+    ) -> Published:
+        publication = Publication.carrying("room", room, data, exclude)
+        assert publication.envelope is not None and self.store is not None
+        engine = self.store.history
+        appended = await engine.append(room, publication.envelope, policy, key=key, publication=publication)
+        if appended.duplicate:
+            return Published(appended.offset, appended.epoch, 0, duplicate=True)
+        if engine.orders_delivery:  # the engine carries it to every node, this one included
+            members = self._rooms.get(room)
+            delivered = len(members) - (exclude in members) if members else 0
+            return Published(appended.offset, appended.epoch, delivered)
+        publication.offset = appended.offset
+        await self._publish(publication)
+        kept = Envelope(data.type, data.data, room=room, offset=appended.offset)
+        return Published(appended.offset, appended.epoch, self._deliver_kept(room, kept, exclude))
+
+    def _deliver_kept(self, room: str, kept: Envelope, exclude: str | None) -> int:
+        """Deliver a kept publication to the room's local members; held back for those joining with recovery."""
+        members = self._rooms.get(room)
+        if not members:
+            return 0
+        holding = self._holding.get(room)
+        floors = self._floors.get(room)
+        if not holding and not floors:
+            return self._deliver(kept, list(members.values()), exclude)
+        skip: set[str] = set()
+        if holding:
+            for client_id, held in holding.items():
+                if client_id != exclude:
+                    held.append(kept)
+            skip.update(holding)
+        if floors:
+            offset = kept.offset or 0
+            for client_id, floor in list(floors.items()):
+                if offset <= floor:
+                    skip.add(client_id)
+                else:
+                    del floors[client_id]
+            if not floors:
+                del self._floors[room]
+        return self._deliver(kept, [c for c in members.values() if c.id not in skip], exclude)
+
+    async def join_with_history(
+        self, room: str, client_id: str, *, since: int | None = None, epoch: str | None = None, last: int | None = None
+    ) -> Recovery:
+        """Join a local client to a room and read the room's position, and with `since` (offset, and
+        the epoch it belongs to) or `last`, the publications it missed or the latest ones. Live
+        publications are held for the client until `Recovery.release()`, called once the answer
+        went out: then it gets those after the answer's position, so none is missed or doubled."""
+        asked = since is not None or last is not None
+        policy = self.history_rules.policy(room) if self.history_rules else None
+        conn = self._connections.get(client_id)
+        if policy is None or conn is None or self.store is None:
+            await self.join(room, client_id)
+            return Recovery(room, recovered=False if asked else None)
+        held: list[Envelope] = []
+        holding = self._holding.setdefault(room, {})
+        holding[client_id] = held
+
+        def stop_holding(floor: int | None = None) -> None:
+            waiting = self._holding.get(room)
+            if waiting is not None and waiting.get(client_id) is held:
+                del waiting[client_id]
+                if not waiting:
+                    del self._holding[room]
+                if floor is not None and client_id in self._rooms.get(room, ()):
+                    self._floors.setdefault(room, {})[client_id] = floor
+
+        try:
+            await self.join(room, client_id)
+            page = await self.store.history.read(room, policy, since=since, epoch=epoch, last=last)
+        except BaseException:
+            stop_holding()
+            raise
+        return Recovery.merge(room, page, held, asked=asked, conn=conn, on_release=stop_holding)
+
+    async def room_history(
+        self,
+        room: str,
+        *,
+        since: int | None = None,
+        epoch: str | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> HistoryPage:
+        """Read a room's history: with `since`, the publications after that offset (at most `limit`;
+        `complete` is False when the history no longer covers them or `epoch` is not the room's);
+        with `last`, the latest `last`; with neither, the room's position only. A room that keeps no
+        history answers offset 0, epoch "" and no publications."""
+        policy = self.history_rules.policy(room) if self.history_rules else None
+        if policy is None or self.store is None:
+            return HistoryPage(0, "", [], since is None and last is None, room=room)
+        return await self.store.history.read(room, policy, since=since, epoch=epoch, limit=limit, last=last)
 
     async def room_members(self, room: str) -> list[str]:
         """Ids of the clients in a room, on every node."""

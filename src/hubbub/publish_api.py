@@ -9,6 +9,11 @@ Answer: {"ok": true, "delivered": N}. N is the number of connections of the user
 the whole cluster for a "user" target, 1 or 0 for a "client" target (connected
 anywhere or not), and this node's deliveries for "room", "users" and "all" (other
 nodes deliver too, but do not report back).
+
+An envelope to a room that keeps history (`App.history`) is kept first: the answer adds
+"offset", "epoch" and "duplicate", and the body may carry "idempotency_key" (a string
+of 1 to 128 characters): a retried request with the same key publishes nothing again
+and answers the first one's offset with "duplicate": true.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def _payload(body: dict[str, Any]) -> str | bytes | Envelope:
     return Envelope(envelope["type"], envelope.get("data"))
 
 
-async def _publish(app: App, body: dict[str, Any]) -> int:
+async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
     targets = [name for name in _TARGETS if name in body]
     if len(targets) != 1:
         raise ValueError("give exactly one of room, user, users, client, all")
@@ -77,6 +82,21 @@ async def _publish(app: App, body: dict[str, Any]) -> int:
         return await hub.broadcast(data, exclude=exclude)
     if not isinstance(value, str) or not value:
         raise ValueError(f"'{target}' must be a non-empty string")
+    key = body.get("idempotency_key")
+    if key is not None and (target != "room" or not isinstance(data, Envelope)):
+        raise ValueError("'idempotency_key' works with an envelope to a room only")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 128):
+        raise ValueError("'idempotency_key' must be a string of 1 to 128 characters")
+    if target == "room" and isinstance(data, Envelope):
+        published = await hub.publish(value, data, exclude=exclude, idempotency_key=key)
+        if not published.epoch:
+            return published.delivered
+        return {
+            "delivered": published.delivered,
+            "offset": published.offset,
+            "epoch": published.epoch,
+            "duplicate": published.duplicate,
+        }
     if target == "room":
         return await hub.room_broadcast(value, data, exclude=exclude)
     if target == "user":
@@ -102,7 +122,9 @@ def mount_publish_api(app: App, api_key: str, path: str = "/api/publish") -> Non
         if not isinstance(body, dict):
             return error_response(400, "body must be a JSON object")
         try:
-            delivered = await _publish(app, body)
+            answer = await _publish(app, body)
         except ValueError as exc:
             return error_response(400, str(exc))
-        return JSONResponse({"ok": True, "delivered": delivered})
+        if isinstance(answer, dict):
+            return JSONResponse({"ok": True, **answer})
+        return JSONResponse({"ok": True, "delivered": answer})

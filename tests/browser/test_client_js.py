@@ -349,8 +349,8 @@ async def test_join_publish_and_presence_between_two_pages(
     a = await alice.connect("alice", "/open", listen=("chat", "hubbub.message"))
     b = await bob.connect("bob", "/open")
 
-    assert await alice.js("() => clients.alice.join('lobby')") == {"room": "lobby"}
-    assert await bob.js("() => clients.bob.join('lobby')") == {"room": "lobby"}
+    assert await alice.js("() => clients.alice.join('lobby')") == {"room": "lobby", "offset": 0, "epoch": ""}
+    assert await bob.js("() => clients.bob.join('lobby')") == {"room": "lobby", "offset": 0, "epoch": ""}
     [joined] = await alice.wait_events("alice", "hubbub.presence")
     assert joined == {"room": "lobby", "action": "join", "client_id": b["clientId"], "user": None, "info": {}}
     assert sorted(await harness.app.hub.room_members("lobby")) == sorted([a["clientId"], b["clientId"]])

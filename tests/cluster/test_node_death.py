@@ -42,7 +42,7 @@ def presence(action: str, client_id: str) -> Callable[[dict[str, Any]], bool]:
 async def joined(room: str, *peers: ChatPeer) -> None:
     """Each peer joins `room` (a request with a reply)."""
     for peer in peers:
-        assert await peer.request("hubbub.join", {"room": room}) == {"room": room}
+        assert await peer.request("hubbub.join", {"room": room}) == {"room": room, "offset": 0, "epoch": ""}
 
 
 async def test_members_and_counts_of_a_killed_node_vanish_within_node_timeout(

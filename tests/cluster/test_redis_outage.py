@@ -184,13 +184,13 @@ async def test_what_ended_during_an_outage_is_gone_from_a_redis_that_kept_its_da
     stays = await clients.chat(a_node, "stays")
     leaving = [(a_node, await clients.chat(a_node, "leaves")), (b_node, await clients.chat(b_node, "leaves"))]
     for peer in (stays, *(peer for _, peer in leaving)):
-        assert await peer.request("hubbub.join", {"room": "kept"}) == {"room": "kept"}
-    assert await stays.request("hubbub.join", {"room": "left"}) == {"room": "left"}
+        assert await peer.request("hubbub.join", {"room": "kept"}) == {"room": "kept", "offset": 0, "epoch": ""}
+    assert await stays.request("hubbub.join", {"room": "left"}) == {"room": "left", "offset": 0, "epoch": ""}
     await eventually(lambda: cluster_holds(cluster, 3))
     await asyncio.to_thread(save_snapshot, redis)
 
     async with redis_down(redis, cluster, log):
-        assert await stays.request("hubbub.leave", {"room": "left"}) == {"room": "left"}
+        assert await stays.request("hubbub.leave", {"room": "left"}) == {"room": "left", "offset": 0, "epoch": ""}
         for node, peer in leaving:
             await peer.peer.close()
             await eventually(lambda n=node, p=peer: _gone_from(n, p))  # type: ignore[misc]

@@ -70,11 +70,17 @@ async def test_join_and_leave_are_decided_by_authorize() -> None:
         peer = Peer.of_websockets(ws)
         client_id = (await peer.welcome())["client_id"]
         hub = server.app.hub
-        assert await peer.request("hubbub.join", {"room": "lobby"}, id=1) == {"id": 1, "data": {"room": "lobby"}}
+        assert await peer.request("hubbub.join", {"room": "lobby"}, id=1) == {
+            "id": 1,
+            "data": {"room": "lobby", "offset": 0, "epoch": ""},
+        }
         assert await hub.room_members("lobby") == [client_id]
         refused = await peer.request("hubbub.join", {"room": "secret-plans"}, id=2)
         assert refused["error"]["code"] == "forbidden" and await hub.room_count("secret-plans") == 0
-        assert await peer.request("hubbub.join", {"room": "pinned"}, id=3) == {"id": 3, "data": {"room": "pinned"}}
+        assert await peer.request("hubbub.join", {"room": "pinned"}, id=3) == {
+            "id": 3,
+            "data": {"room": "pinned", "offset": 0, "epoch": ""},
+        }
         assert (await peer.request("hubbub.leave", {"room": "pinned"}, id=4))["error"]["code"] == "forbidden"
         assert await hub.room_members("pinned") == [client_id]
         assert await peer.request("hubbub.leave", {"room": "lobby"}, id=5) == {"id": 5, "data": {"room": "lobby"}}

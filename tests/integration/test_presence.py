@@ -219,7 +219,11 @@ async def test_presence_envelopes_reach_the_other_members() -> None:
 
         await bob.request("hubbub.join", {"room": "lobby"})
         # The joiner's next message is its reply: it is not told about its own join.
-        assert (await alice.request("hubbub.join", {"room": "lobby"}))["data"] == {"room": "lobby"}
+        assert (await alice.request("hubbub.join", {"room": "lobby"}))["data"] == {
+            "room": "lobby",
+            "offset": 0,
+            "epoch": "",
+        }
         assert await bob.recv_json() == presence("join", alice, "alice")
         await carol.request("hubbub.join", {"room": "lobby"})
         for member in (bob, alice):

@@ -343,9 +343,13 @@ async def test_join_and_publish_cannot_claim_another_user() -> None:
         bob = await open_device("aiohttp", server.url("/chat"), "bob")
         for device in (alice, bob):
             stack.push_async_callback(device.close)
-        assert (await bob.request("hubbub.join", {"room": "lobby"}))["data"] == {"room": "lobby"}
+        assert (await bob.request("hubbub.join", {"room": "lobby"}))["data"] == {
+            "room": "lobby",
+            "offset": 0,
+            "epoch": "",
+        }
         joined = await alice.request("hubbub.join", {"room": "lobby", "user": "admin", "client_id": bob.client_id})
-        assert joined["data"] == {"room": "lobby"}
+        assert joined["data"] == {"room": "lobby", "offset": 0, "epoch": ""}
         presence = await bob.recv_json()
         assert presence == {
             "type": "hubbub.presence",
@@ -365,5 +369,9 @@ async def test_join_and_publish_cannot_claim_another_user() -> None:
         # The authorize hook sees the authenticated user, whatever the data says.
         refused = await alice.request("hubbub.join", {"room": "user:admin", "user": "admin"}, id=3)
         assert refused["error"]["code"] == "forbidden"
-        assert (await alice.request("hubbub.join", {"room": "user:alice"}, id=4))["data"] == {"room": "user:alice"}
+        assert (await alice.request("hubbub.join", {"room": "user:alice"}, id=4))["data"] == {
+            "room": "user:alice",
+            "offset": 0,
+            "epoch": "",
+        }
         assert await built.app.hub.room_members("user:admin") == []

@@ -51,6 +51,8 @@ class Publication:
     code: int = 1000
     reason: str = ""
     origin: str = ""
+    offset: int | None = None
+    """A room publication's offset in the room's history (None: the room keeps none)."""
 
     @classmethod
     def carrying(
@@ -74,6 +76,7 @@ class Publication:
             "cc": self.code,
             "cr": self.reason,
             "o": self.origin,
+            "n": self.offset,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class Publication:
             code=int(raw.get("cc", 1000)),
             reason=str(raw.get("cr", "")),
             origin=str(raw.get("o", "")),
+            offset=raw.get("n"),
         )
 
 

@@ -397,8 +397,14 @@ class RedisBroker(Broker):
             if data.startswith(b"ping:") and self._ping_sent == _text(data[5:]):
                 self._ping_sent = None
             return
+        offset = None
+        if data[:1] == b"#":  # "#<offset>:<publication>", published by the history append script
+            head, _, data = data.partition(b":")
+            offset = int(head[1:]) if head[1:].isdigit() else None
         try:
             publication = unpack(data)
+            if offset is not None:
+                publication.offset = offset
         except Exception:
             logger.warning("ignored a malformed publication on %s", channel)
             return

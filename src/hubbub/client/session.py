@@ -383,7 +383,9 @@ class Client:
     def _publication(self, kind: str, envelope: Wire) -> None:
         offset = envelope.get("offset")
         data = envelope.get("data")
-        room = data.get("room") if isinstance(data, dict) else None
+        room = envelope.get("room")
+        if room is None and isinstance(data, dict):
+            room = data.get("room")
         stream = self._streams.get(room) if isinstance(room, str) else None
         if stream is None or not isinstance(offset, int) or isinstance(offset, bool):
             self._fire(kind, data)

@@ -38,13 +38,25 @@ class Envelope:
     """A typed message: `Envelope("chat", {"text": "hi"})`. Hub and connection sends accept it
     wherever they accept text or bytes; each recipient gets it in its own codec."""
 
-    __slots__ = ("type", "data", "id", "error")
+    __slots__ = ("type", "data", "id", "error", "room", "offset")
 
-    def __init__(self, type: str | None, data: Any = None, *, id: Any = None, error: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        type: str | None,
+        data: Any = None,
+        *,
+        id: Any = None,
+        error: dict[str, Any] | None = None,
+        room: str | None = None,
+        offset: int | None = None,
+    ):
         self.type = type
         self.data = data
         self.id = id
         self.error = error
+        self.room = room
+        self.offset = offset
+        """A room publication's position in `room`'s history (rooms that keep history)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The envelope as the map that goes on the wire (absent fields left out)."""
@@ -57,6 +69,9 @@ class Envelope:
             out["error"] = self.error
         else:
             out["data"] = self.data
+        if self.offset is not None:
+            out["room"] = self.room
+            out["offset"] = self.offset
         return out
 
     def __repr__(self) -> str:

@@ -129,6 +129,10 @@ declare namespace Hubbub {
     rooms: string[];
     /** Rooms the server refused (these are forgotten) or that could not be asked (connection lost; kept). */
     failed: { room: string; error: HubbubError }[];
+    /** Rooms with history whose missed publications could not all be recovered (trimmed, expired, or a new
+     * epoch): the app should reload their state. In the others every missed publication was delivered,
+     * in order, before any later one. */
+    unrecovered: string[];
   }
 
   interface ClientErrorInfo {
@@ -176,7 +180,8 @@ declare namespace Hubbub {
     id?: string | number;
     data?: Json;
     error?: ErrorBody;
-    /** A room publication's position in the room's history (rooms that keep history). */
+    /** A publication in a room with history: its room and its offset in the room's history. */
+    room?: string;
     offset?: number;
   }
 
@@ -252,6 +257,9 @@ declare namespace Hubbub {
     readonly connected: boolean;
     /** Rooms joined with `join`; they are joined again after each reconnect. */
     readonly rooms: ReadonlySet<string>;
+    /** Per joined room that keeps history, the position of the last publication received; a rejoin
+     * recovers everything after it (each missed publication is delivered to the listeners as if live). */
+    readonly positions: ReadonlyMap<string, Position>;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its

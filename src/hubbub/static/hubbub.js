@@ -367,6 +367,17 @@
       return stream ? stream.since() : null;
     }
 
+    /** Per joined room that keeps history, the position of the last publication handed to the app
+     * ({offset, epoch}); a rejoin recovers everything after it (docs/protocol.md, "History and recovery"). */
+    get positions() {
+      const positions = new Map();
+      for (const [room, stream] of this._streams) {
+        const since = stream.since();
+        if (since && this.rooms.has(room)) positions.set(room, since);
+      }
+      return positions;
+    }
+
     _settleStream(stream, reply, recovering) {
       const settled = stream.settle(reply, recovering);
       if (settled.recovered !== null) {
@@ -380,6 +391,7 @@
       }
       for (const item of settled.deliver) this._deliver(item);
       if (settled.gap) this._recover(stream);
+      return settled.recovered;
     }
 
     _deliver(envelope) {
@@ -538,7 +550,7 @@
 
     _publication(type, envelope) {
       const data = envelope.data;
-      const room = data && typeof data === "object" ? data.room : undefined;
+      const room = typeof envelope.room === "string" ? envelope.room : data && typeof data === "object" ? data.room : undefined;
       const stream = typeof room === "string" ? this._streams.get(room) : undefined;
       if (!stream || !Number.isInteger(envelope.offset)) {
         this._fire(type, data, envelope);
@@ -583,8 +595,11 @@
         stream.joining = true;
         return this._request("hubbub.join", body, timeout).then(
           (reply) => {
-            if (this._streams.get(room) === stream) this._settleStream(stream, reply || {}, since !== null);
-            return { room, ok: true };
+            let recovered = true;
+            if (this._streams.get(room) === stream) {
+              recovered = this._settleStream(stream, reply || {}, since !== null) !== false;
+            }
+            return { room, ok: true, recovered };
           },
           (error) => ({ room, ok: false, error }),
         );
@@ -600,7 +615,12 @@
           }
           failed.push({ room: result.room, error: result.error });
         }
-        this._fire("rejoin", { rooms: results.filter((r) => r.ok).map((r) => r.room), failed });
+        const rejoined = results.filter((r) => r.ok);
+        this._fire("rejoin", {
+          rooms: rejoined.map((r) => r.room),
+          failed,
+          unrecovered: rejoined.filter((r) => !r.recovered).map((r) => r.room),
+        });
       });
     }
 

@@ -57,9 +57,11 @@ def _http_status(port: int, path: str) -> int | None:
 
 
 class RedisServer:
-    """A redis-server of its own, on a free port, keeping nothing on disk."""
+    """A redis-server of its own, on a free port, keeping nothing on disk (unless `appendonly`)."""
 
-    def __init__(self, port: int | None = None, executable: str = "redis-server") -> None:
+    def __init__(self, port: int | None = None, executable: str = "redis-server", *, appendonly: bool = False) -> None:
+        self.appendonly = appendonly
+        """Keep an append-only file (fsync on every write), so a restart keeps the data."""
         found = shutil.which(executable)
         if found is None:
             raise FileNotFoundError(f"{executable} is not installed")
@@ -87,7 +89,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 self._dir,
             ],
@@ -123,7 +127,7 @@ class RedisServer:
         self.process = None
 
     def restart(self, down_for: float = 0.0) -> None:
-        """Stop it, stay down `down_for` seconds, start it again on the same port (empty)."""
+        """Stop it, stay down `down_for` seconds, start it again on the same port (empty unless `appendonly`)."""
         self.stop()
         if down_for:
             time.sleep(down_for)
