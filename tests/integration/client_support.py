@@ -33,9 +33,12 @@ def token(sub: str = "alice", *, ttl: float = 600) -> str:
 
 
 def build(redis_url: str | None = None, **options: Any) -> App:
-    """The test app: /rooms (no auth, everything allowed), /secure (JWT)."""
+    """The test app: /rooms (no auth, everything allowed), /secure (JWT); every room keeps its
+    last 5,000 publications, except rooms named short:* (the last 10)."""
     broker = RedisBroker(redis_url, namespace=uuid.uuid4().hex[:8]) if redis_url else None
     app = App(broker=broker, presence_grace=0.05, **options)
+    app.history("short:*", size=10, ttl=600)
+    app.history("*", size=5000, ttl=600)
     rooms = app.channel("/rooms", auth=False)
     secure = app.channel("/secure", auth=JWTAuth(secret=SECRET, audience=AUDIENCE))
     for channel in (rooms, secure):

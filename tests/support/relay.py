@@ -1,11 +1,13 @@
 """A tiny TCP relay between test clients and a server: it can cut every connection through
-it (a network drop), refuse new ones for a while (the network stays down), and refuse
-WebSocket upgrades (a proxy that only passes plain HTTP)."""
+it (a network drop), refuse new ones for a while (the network stays down), stop passing
+what the server sends (a client that stalls, so the server's queue for it fills), and
+refuse WebSocket upgrades (a proxy that only passes plain HTTP)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 UPGRADE_REFUSED = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -23,6 +25,8 @@ class Relay:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def url(self, path: str = "/", scheme: str = "ws") -> str:
         """The URL of `path` through the relay."""
@@ -64,19 +68,32 @@ class Relay:
         """Accept connections again."""
         self.down = False
 
+    def stall(self) -> None:
+        """Stop reading what the server sends (its socket buffers fill, then its queue)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Pass what the server sends again."""
+        self._flowing.set()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.down:
             writer.transport.abort()  # type: ignore[attr-defined]
             return
         self.accepted += 1
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little buffering while stalled
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.target_port))
+            upstream_reader, upstream_writer = await asyncio.open_connection(sock=sock, limit=4096)
         except OSError:
             writer.transport.abort()  # type: ignore[attr-defined]
             return
         self._writers.update((writer, upstream_writer))
         first = self._pipe(reader, upstream_writer, writer, inspect=self.refuse_upgrades)
-        for task in (asyncio.create_task(first), asyncio.create_task(self._pipe(upstream_reader, writer, None))):
+        second = self._pipe(upstream_reader, writer, None, gate=self._flowing)
+        for task in (asyncio.create_task(first), asyncio.create_task(second)):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -87,9 +104,15 @@ class Relay:
         client: asyncio.StreamWriter | None,
         *,
         inspect: bool = False,
+        gate: asyncio.Event | None = None,
     ) -> None:
         try:
-            while data := await reader.read(65536):
+            while True:
+                if gate is not None:
+                    await gate.wait()
+                data = await reader.read(65536)
+                if not data:
+                    break
                 if inspect and client is not None and b"\r\nupgrade: websocket" in data.lower():
                     self.upgrades_refused += 1
                     client.write(UPGRADE_REFUSED)
