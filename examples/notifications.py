@@ -3,19 +3,26 @@
 Run: hubbub run examples/notifications.py:app --port 8001, then open http://127.0.0.1:8001/
 
 HTTP
-  POST /api/notify/{user_id}   header "x-api-key: <NOTIFY_API_KEY>", any JSON body -> every device of that
-                               user gets {"type": "notification", "data": <body>}; answers {"delivered": N}
+  POST /api/notify/{user_id}   header "x-api-key: <NOTIFY_API_KEY>", any JSON body -> a durable
+                               {"type": "notification", "inbox": <offset>, "data": <body>} for every device of
+                               that user: live to those connected, kept for the others until each device
+                               acknowledges it; answers {"delivered": N} (N: the user's open connections)
                                (401: no or wrong key; 400: the body is not JSON)
   POST /api/login              {"user_id": "alice"} -> {"token", "user_id", "expires_at"} (a development
                                login: anyone may be anyone; switch it off with NOTIFY_DEV_LOGIN=0)
   GET /                        the page (notifications_static/); GET /hubbub/hubbub.js the browser client
 
 Channel /notifications (JSON envelopes), authenticated with a JWT as ?token= (or a Bearer header, or the
-"bearer.<token>" subprotocol). Every NOTIFY_INTERVAL seconds everyone connected gets
-{"type": "notice", "data": {"seq", "text", "ts"}}.
+"bearer.<token>" subprotocol); add &device=<id> (one stable id per browser or app install) to get the
+notifications sent while that device was away, after a {"type": "hubbub.inbox", "data": {"device",
+"pending", "missed"}} notice, and acknowledge them with {"type": "hubbub.ack", "data": {"inbox": N}}
+(hubbub.js does it). Every NOTIFY_INTERVAL seconds everyone connected gets
+{"type": "notice", "data": {"seq", "text", "ts"}} (not kept for anyone away).
 
 Environment: NOTIFY_API_KEY (default "dev-notify-key"), NOTIFY_JWT_SECRET (default: random per process),
-NOTIFY_TOKEN_TTL (seconds, default 3600), NOTIFY_INTERVAL (seconds, default 30), NOTIFY_DEV_LOGIN (default 1).
+NOTIFY_TOKEN_TTL (seconds, default 3600), NOTIFY_INTERVAL (seconds, default 30), NOTIFY_DEV_LOGIN (default 1),
+NOTIFY_STORE (where notifications wait: unset for memory, sqlite:///notifications.db to survive restarts),
+NOTIFY_KEEP (notifications kept per user, default 100), NOTIFY_KEEP_FOR (seconds, default 604800: a week).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import jwt
 import hubbub
 from hubbub import App, JSONResponse, Request
 from hubbub.auth import JWTAuth
+from hubbub.inbox import Inbox, InboxLimits
 from hubbub.protocol.envelope import Envelope
 
 HERE = Path(__file__).resolve().parent
@@ -46,8 +54,16 @@ SECRET = os.environ.get("NOTIFY_JWT_SECRET") or secrets.token_urlsafe(32)
 TOKEN_TTL = float(os.environ.get("NOTIFY_TOKEN_TTL", "3600"))
 INTERVAL = float(os.environ.get("NOTIFY_INTERVAL", "30"))
 DEV_LOGIN = os.environ.get("NOTIFY_DEV_LOGIN", "1") not in ("0", "false", "no", "")
+STORE = os.environ.get("NOTIFY_STORE") or None
+KEEP = int(os.environ.get("NOTIFY_KEEP", "100"))
+KEEP_FOR = float(os.environ.get("NOTIFY_KEEP_FOR", str(7 * 86400)))
 
-app = App(max_message_size=4 * 1024, message_rate=5, message_burst=10)
+app = App(
+    max_message_size=4 * 1024,
+    message_rate=5,
+    message_burst=10,
+    inbox=Inbox(STORE, limits=InboxLimits(size=KEEP, ttl=KEEP_FOR)),
+)
 app.authenticate(JWTAuth(secret=SECRET, audience=AUDIENCE))
 app.channel("/notifications")
 
@@ -60,14 +76,15 @@ def has_api_key(request: Request) -> bool:
 
 @app.post("/api/notify/{user_id}")
 async def notify(request: Request) -> JSONResponse:
-    """Push the JSON body to every device of a user."""
+    """Push the JSON body to every device of a user, now or when each device comes back."""
     if not has_api_key(request):
         return JSONResponse({"error": "missing or invalid x-api-key"}, status=401)
     try:
         data = request.json()
     except ValueError:
         return JSONResponse({"error": "body must be JSON"}, status=400)
-    delivered = await app.hub.send_to_user(request.path_params["user_id"], Envelope("notification", data))
+    notification = Envelope("notification", data)
+    delivered = await app.hub.send_to_user(request.path_params["user_id"], notification, durable=True)
     return JSONResponse({"delivered": delivered})
 
 

@@ -41,9 +41,21 @@
     }
   }
 
+  /** This browser's device id: notifications sent while it was away wait for it (one id per browser). */
+  function deviceId() {
+    let id = localStorage.getItem("notifications.device");
+    if (!id) {
+      id = "web-" + Math.random().toString(36).slice(2, 14);
+      localStorage.setItem("notifications.device", id);
+    }
+    return id;
+  }
+
   function connect(session) {
-    // The token travels as ?token= here (hubbub also takes the "bearer.<token>" subprotocol).
-    const client = new Hubbub.Client("/notifications?token=" + encodeURIComponent(session.token));
+    // The token travels as ?token= here (hubbub also takes the "bearer.<token>" subprotocol). hubbub.js
+    // acknowledges each notification once it is shown, so it is not sent to this browser again.
+    const query = "?token=" + encodeURIComponent(session.token) + "&device=" + encodeURIComponent(deviceId());
+    const client = new Hubbub.Client("/notifications" + query);
     setStatus("connecting");
     client.on("open", () => setStatus("connected"));
     client.on("reconnecting", () => setStatus("reconnecting"));
@@ -51,6 +63,12 @@
       if (willReconnect) return;
       setStatus("offline");
       if (code === 4001 || code === 4002) $("#login-error").textContent = "Your session ended; log in again.";
+    });
+    client.on("hubbub.inbox", ({ pending, missed }) => {
+      if (pending || missed) {
+        const lost = missed ? ` (${missed} older ones expired)` : "";
+        show("notice", "", `${pending} notification${pending === 1 ? "" : "s"} while you were away${lost}`, Date.now());
+      }
     });
     client.on("notification", onNotification);
     client.on("notice", ({ text, ts }) => show("notice", "", text, ts));
@@ -93,7 +111,8 @@
       const { delivered } = await postJson("/api/notify/" + encodeURIComponent(to), body, {
         "x-api-key": $("#send-key").value,
       });
-      $("#send-result").textContent = `delivered to ${delivered} device${delivered === 1 ? "" : "s"} of ${to}`;
+      const live = `delivered now to ${delivered} connection${delivered === 1 ? "" : "s"} of ${to}`;
+      $("#send-result").textContent = `${live}; kept for ${to}'s devices that are away`;
     } catch (error) {
       $("#send-result").textContent = error.message;
     }

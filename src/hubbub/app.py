@@ -30,6 +30,8 @@ from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
 from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
 from hubbub.hub import Hub
+from hubbub.inbox import Inbox, InboxStore
+from hubbub.inbox.wire import BAD_DEVICE, DEVICE_PARAM, valid_device
 from hubbub.options import ServerOptions
 from hubbub.pipeline import Pipeline
 from hubbub.presence import PresenceHook
@@ -87,6 +89,7 @@ class App:
         *,
         broker: Broker | None = None,
         store: str | Store | None = None,
+        inbox: Inbox | InboxStore | str | None = None,
         **option_changes: Any,
     ) -> None:
         base = options or ServerOptions()
@@ -96,6 +99,7 @@ class App:
             presence_grace=self.options.presence_grace,
             room_presence_events=self.options.room_presence_events,
             store=open_store(store),
+            inbox=inbox if isinstance(inbox, Inbox) else Inbox(inbox),
         )
         self._authenticator: Authenticator | None = None
         self._handshakes = (
@@ -407,6 +411,9 @@ class App:
                 return response
         else:
             endpoint, request.path_params = matched
+        device = request.query.get(DEVICE_PARAM) if isinstance(endpoint, Channel) else None
+        if device is not None and not valid_device(device):
+            return error_response(400, BAD_DEVICE)
         pipeline = self._pipeline(endpoint)
         offered = [
             name for name in handshake.offered_subprotocols(request) if not name.startswith(SUBPROTOCOL_TOKEN_PREFIX)

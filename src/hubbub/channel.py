@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import ConfigurationError
 from hubbub.events import Event
+from hubbub.inbox import wire as inbox_wire
 from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import Codec, get_codec
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
@@ -196,10 +197,11 @@ class Channel(WebSocketEndpoint):
         """The first envelope a client gets: its id, its user, the protocol version."""
         if conn.codec is None or not conn.codec.whole_envelopes:
             return None
-        return Envelope(
-            env.WELCOME,
-            {"client_id": conn.id, "user": conn.user_id, "protocol": env.PROTOCOL_VERSION},
-        )
+        welcome = {"client_id": conn.id, "user": conn.user_id, "protocol": env.PROTOCOL_VERSION}
+        device = conn.hub.inbox.device_of(conn)
+        if device is not None:
+            welcome["device"] = device
+        return Envelope(env.WELCOME, welcome)
 
     def intercept(self, conn: Connection, data: str | bytes, is_binary: bool) -> Event | None:
         """Decode a frame: replies settle pending server requests at once (they must not
@@ -271,6 +273,8 @@ class Channel(WebSocketEndpoint):
             return await self._client_publish(event)
         if name == env.REFRESH:
             return await event.connection.refresh_auth(event.data)
+        if name == inbox_wire.ACK:
+            return await event.hub.inbox.ack(event.connection, event.data)
         raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {name!r}")
 
     def _answer_error(self, event: Event, error: dict[str, Any]) -> None:

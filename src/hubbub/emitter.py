@@ -5,7 +5,9 @@
 
 The emitter needs only Redis: it publishes on the channels the nodes listen to,
 in the format they expect. Delivery is at most once, to the clients connected
-at that moment.
+at that moment, except with `durable=True` (users only): then the message is first
+stored in each user's inbox in Redis, as the nodes' own durable sends are (give the
+emitter the same `inbox_limits` as the nodes).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from hubbub.broker.base import Publication
 from hubbub.errors import BrokerUnavailable, ConfigurationError
+from hubbub.inbox.base import InboxLimits
 from hubbub.protocol.envelope import Envelope
 
 Sendable = str | bytes | Envelope
@@ -23,7 +26,7 @@ Sendable = str | bytes | Envelope
 class Emitter:
     """Sends to users, rooms, client ids or everyone, through Redis."""
 
-    def __init__(self, redis_url: str, *, namespace: str = "hubbub") -> None:
+    def __init__(self, redis_url: str, *, namespace: str = "hubbub", inbox_limits: InboxLimits | None = None) -> None:
         try:
             import redis.asyncio as aioredis
 
@@ -39,6 +42,9 @@ class Emitter:
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL {redis_url!r}: {exc}") from None
         self._channels = Channels(namespace)
+        self._namespace = namespace
+        self._inbox_limits = inbox_limits
+        self._inbox: Any = None
 
     async def _publish(self, publication: Publication) -> int:
         from redis.exceptions import RedisError
@@ -60,13 +66,38 @@ class Emitter:
         """Close one client with a code and reason."""
         await self._publish(Publication(kind="client", target=client_id, command="close", code=code, reason=reason))
 
-    async def send_to_user(self, user_id: str, data: Sendable) -> None:
-        """Send to every device of a user."""
+    async def send_to_user(self, user_id: str, data: Sendable, *, durable: bool = False) -> None:
+        """Send to every device of a user; with `durable=True` (an Envelope), also to the devices
+        that connect later, once each (see `Hub.send_to_user`)."""
+        if durable:
+            await self._send_durable(user_id, data)
+            return
         await self._publish(Publication.carrying("user", user_id, data))
 
-    async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> None:
-        """Send to every device of each user."""
+    async def send_to_users(self, user_ids: Iterable[str], data: Sendable, *, durable: bool = False) -> None:
+        """Send to every device of each user (`durable`: as in `send_to_user`)."""
+        if durable:
+            for user_id in sorted(set(user_ids)):
+                await self._send_durable(user_id, data)
+            return
         await self._publish(Publication.carrying("users", sorted(set(user_ids)), data))
+
+    async def _send_durable(self, user_id: str, data: Sendable) -> None:
+        from redis.exceptions import RedisError
+
+        from hubbub.inbox.redis import RedisInboxStore
+        from hubbub.inbox.wire import InboxEnvelope, encode_body
+
+        if not isinstance(data, Envelope):
+            raise TypeError("a durable message must be an Envelope with a type (text and bytes cannot be acknowledged)")
+        body = encode_body(data)
+        if self._inbox is None:
+            self._inbox = RedisInboxStore(self._redis, self._inbox_limits, namespace=self._namespace)
+        try:
+            offset = await self._inbox.append(user_id, body)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot store in the inbox through Redis: {exc}") from None
+        await self._publish(Publication.carrying("user", user_id, InboxEnvelope(data.type, data.data, inbox=offset)))
 
     async def room_broadcast(self, room: str, data: Sendable, *, exclude: str | None = None) -> None:
         """Send to every member of a room."""

@@ -23,6 +23,8 @@ from hubbub.history.base import HistoryPage, HistoryPolicy
 from hubbub.history.recovery import Published, Recovery
 from hubbub.history.rules import HistoryRules
 from hubbub.history.store import Store, default_store
+from hubbub.inbox.inbox import Inbox
+from hubbub.inbox.wire import InboxEnvelope
 from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope
@@ -75,11 +77,14 @@ class Hub:
         presence_grace: float = 2.0,
         room_presence_events: bool = True,
         store: Store | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self.broker: Broker = broker if broker is not None else MemoryBroker(presence_grace=presence_grace)
         self.store = store
         """Where history lives (None until start: then the broker's default, memory or Redis)."""
         self.history_rules = HistoryRules()
+        self.inbox = inbox if inbox is not None else Inbox()
+        """The offline inbox behind `send_to_user(..., durable=True)`."""
         self.presence = PresenceHooks()
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
@@ -120,10 +125,19 @@ class Hub:
         except BaseException:
             await self.broker.stop()
             raise
+        try:
+            await self.inbox.start(self)
+        except BaseException:
+            try:
+                await self.store.close()
+            finally:
+                await self.broker.stop()
+            raise
 
     async def stop(self) -> None:
-        """Close the store and disconnect the broker (after every connection closed)."""
+        """Close the inbox and the store and disconnect the broker (after every connection closed)."""
         try:
+            await self.inbox.stop()
             if self.store is not None:
                 await self.store.close()
         finally:
@@ -163,6 +177,7 @@ class Hub:
         user_id = conn.user_id
         if user_id is not None:
             self._users.setdefault(user_id, {})[conn.id] = conn
+            self.inbox.attach(conn)
         self._fire_online_at_open(conn)
 
     def _fire_online_at_open(self, conn: Connection) -> None:
@@ -187,6 +202,7 @@ class Hub:
                 devices.pop(conn.id, None)
                 if not devices:
                     del self._users[user_id]
+            self.inbox.detach(conn)
         member = self._members.pop(conn.id, None)
         if member is not None:
             self._after(conn.id, self.broker.unregister(member, sorted(rooms)))
@@ -265,6 +281,9 @@ class Hub:
             conns = [conn]
         elif kind == "user":
             conns = list(self._users.get(str(target), {}).values())
+            if publication.envelope is not None and "inbox" in publication.envelope:
+                self.inbox.deliver(conns, InboxEnvelope.from_wire(publication.envelope))
+                return
         elif kind == "users":
             conns = [c for user in target or () for c in self._users.get(user, {}).values()]
         else:
@@ -357,19 +376,32 @@ class Hub:
 
     # ---- users ----------------------------------------------------------------------
 
-    async def send_to_user(self, user_id: str, data: Sendable) -> int:
-        """Send to every device (connection) of a user in the cluster; return how many it has."""
+    async def send_to_user(self, user_id: str, data: Sendable, *, durable: bool = False) -> int:
+        """Send to every device (connection) of a user in the cluster; return how many it has.
+
+        With `durable=True` (an Envelope only) the message is first stored in the user's inbox and
+        also reaches, once each, the user's devices that connect later (see `hubbub.inbox`)."""
+        if durable:
+            return await self.inbox.send(user_id, _durable(data))
         await self._publish(Publication.carrying("user", user_id, data))
         devices = self._users.get(user_id)
         local = self._deliver(data, list(devices.values()), None) if devices else 0
         return len(await self.broker.user_clients(user_id)) if self.broker.is_cluster else local
 
-    async def send_to_users(self, user_ids: Iterable[str], data: Sendable) -> int:
-        """Send to every device of each of these users (encoded once); return how many local devices got it."""
+    async def send_to_users(self, user_ids: Iterable[str], data: Sendable, *, durable: bool = False) -> int:
+        """Send to every device of each of these users (encoded once); return how many local devices got it.
+        With `durable=True`, as `send_to_user(..., durable=True)` for each user (return: the sum)."""
+        if durable:
+            return await self.inbox.send_many(user_ids, _durable(data))
         wanted = sorted(set(user_ids))
         await self._publish(Publication.carrying("users", wanted, data))
         conns = [conn for user_id in wanted for conn in self._users.get(user_id, {}).values()]
         return self._deliver(data, conns, None)
+
+    def local_devices(self, user_id: str) -> list[Connection]:
+        """This node's open connections of a user."""
+        devices = self._users.get(user_id)
+        return list(devices.values()) if devices else []
 
     async def user_clients(self, user_id: str) -> list[str]:
         """Ids of a user's connections, on every node."""
@@ -600,3 +632,9 @@ class Hub:
             if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):
                 sent += 1
         return sent
+
+
+def _durable(data: Sendable) -> Envelope:
+    if not isinstance(data, Envelope) or data.type is None:
+        raise TypeError("a durable message must be an Envelope with a type (text and bytes cannot be acknowledged)")
+    return data

@@ -3,8 +3,9 @@
 Body (JSON): exactly one target — {"room": R} | {"user": U} | {"users": [U...]} |
 {"client": C} | {"all": true} — and exactly one payload — {"text": "..."} |
 {"binary": "<base64>"} | {"envelope": {"type": T, "data": D}}; optionally, with
-a room or all, {"exclude": client id}. Authorised by `Authorization: Bearer <key>` or
-`X-API-Key: <key>`; 401 without it, 400 for a malformed body.
+a room or all, {"exclude": client id}; with a user or users and an envelope,
+{"durable": true} keeps the message in each user's inbox until every device has it.
+Authorised by `Authorization: Bearer <key>` or `X-API-Key: <key>`; 401 without it, 400 for a malformed body.
 Answer: {"ok": true, "delivered": N}. N is the number of connections of the user in
 the whole cluster for a "user" target, 1 or 0 for a "client" target (connected
 anywhere or not), and this node's deliveries for "room", "users" and "all" (other
@@ -71,11 +72,16 @@ async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
     target = targets[0]
     if exclude is not None and target not in ("room", "all"):
         raise ValueError("'exclude' works with room and all only")
+    durable = body.get("durable", False)
+    if not isinstance(durable, bool):
+        raise ValueError("'durable' must be true or false")
+    if durable and (target not in ("user", "users") or not isinstance(data, Envelope)):
+        raise ValueError("'durable' works with user or users and an envelope only")
     value = body[target]
     if target == "users":
         if not isinstance(value, list) or not all(isinstance(user, str) for user in value):
             raise ValueError("'users' must be a list of user ids")
-        return await hub.send_to_users(value, data)
+        return await hub.send_to_users(value, data, durable=durable)
     if target == "all":
         if value is not True:
             raise ValueError("'all' must be true")
@@ -100,7 +106,7 @@ async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
     if target == "room":
         return await hub.room_broadcast(value, data, exclude=exclude)
     if target == "user":
-        return await hub.send_to_user(value, data)
+        return await hub.send_to_user(value, data, durable=durable)
     return 1 if await hub.send(value, data) else 0
 
 

@@ -1,10 +1,12 @@
-"""examples/notifications.py over real sockets: HTTP push to a user's devices, API key, periodic notices."""
+"""examples/notifications.py over real sockets: HTTP push to a user's devices (live, or kept in the
+inbox while a device is away), API key, periodic notices."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -31,9 +33,13 @@ class Notifications:
         return token
 
     @asynccontextmanager
-    async def device(self, user_id: str, library: Library = "websockets") -> AsyncIterator[EnvelopeClient]:
-        """A connection of `user_id`, authenticated with ?token=."""
+    async def device(
+        self, user_id: str, library: Library = "websockets", name: str | None = None
+    ) -> AsyncIterator[EnvelopeClient]:
+        """A connection of `user_id`, authenticated with ?token=; with `name`, as that inbox device."""
         url = self.server.url(f"/notifications?token={await self.token(user_id)}")
+        if name is not None:
+            url += f"&device={name}"
         async with open_client(url, library) as client:
             assert client.welcome["user"] == user_id
             yield client
@@ -70,15 +76,64 @@ async def test_a_notification_reaches_every_device_of_the_user_only(app: Notific
         response = await app.notify("alice", json.dumps(payload).encode())
         assert response.status == 200 and response.json() == {"delivered": 2}
         for device in (phone, laptop):
-            assert await device.next(of_type("notification")) == {"type": "notification", "data": payload}
+            assert await device.next(of_type("notification")) == {"type": "notification", "inbox": 1, "data": payload}
         assert (await app.notify("bob", b'"for bob"')).json() == {"delivered": 1}
         assert (await bob.next(of_type("notification")))["data"] == "for bob"
         assert notifications(bob) == []  # alice's notification would have come first
 
 
-async def test_nobody_connected_means_nothing_delivered(app: Notifications) -> None:
+async def test_nobody_connected_means_nothing_delivered_now_and_it_waits(app: Notifications) -> None:
     response = await app.notify("carol", b'{"hello": "carol"}')
     assert response.status == 200 and response.json() == {"delivered": 0}
+    async with app.device("carol", name="phone") as phone:
+        assert await phone.next_of("hubbub.inbox") == {"device": "phone", "pending": 1, "missed": 0}
+        assert await phone.next(of_type("notification")) == {
+            "type": "notification",
+            "inbox": 1,
+            "data": {"hello": "carol"},
+        }
+
+
+async def test_notifications_sent_while_away_reach_each_device_once(app: Notifications) -> None:
+    for n in range(3):
+        assert (await app.notify("dave", json.dumps({"n": n}).encode())).json() == {"delivered": 0}
+    async with app.device("dave", name="phone") as phone:
+        got = [await phone.next(of_type("notification")) for _ in range(3)]
+        assert [(e["inbox"], e["data"]) for e in got] == [(1, {"n": 0}), (2, {"n": 1}), (3, {"n": 2})]
+        assert await phone.call("hubbub.ack", {"inbox": 3}) == {"inbox": 3}
+        assert (await app.notify("dave", b'"live"')).json() == {"delivered": 1}  # the laptop is still away
+        assert (await phone.next(of_type("notification")))["inbox"] == 4
+        await phone.call("hubbub.ack", {"inbox": 4})
+    async with app.device("dave", "aiohttp", name="laptop") as laptop:
+        assert (await laptop.next_of("hubbub.inbox"))["pending"] == 4
+        assert [(await laptop.next(of_type("notification")))["inbox"] for _ in range(4)] == [1, 2, 3, 4]
+    async with app.device("dave", "hubbub", name="phone") as phone:
+        assert (await phone.next_of("hubbub.inbox"))["pending"] == 0  # acknowledged: not sent again
+        await app.notify("dave", b'"fence"')
+        assert await phone.next(of_type("notification")) == {"type": "notification", "inbox": 5, "data": "fence"}
+
+
+async def test_an_unacknowledged_notification_comes_again(app: Notifications) -> None:
+    await app.notify("erin", b'"again"')
+    async with app.device("erin", name="tablet") as tablet:
+        assert (await tablet.next(of_type("notification")))["data"] == "again"
+    async with app.device("erin", name="tablet") as tablet:
+        assert await tablet.next(of_type("notification")) == {"type": "notification", "inbox": 1, "data": "again"}
+
+
+async def test_the_inbox_keeps_what_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_API_KEY", API_KEY)
+    monkeypatch.setenv("NOTIFY_JWT_SECRET", SECRET)
+    monkeypatch.setenv("NOTIFY_KEEP", "2")
+    async with serve_app(load_example("notifications").app) as server:
+        app = Notifications(server)
+        async with app.device("fay", name="phone"):
+            pass
+        for n in range(3):
+            await app.notify("fay", str(n).encode())
+        async with app.device("fay", name="phone") as phone:
+            assert await phone.next_of("hubbub.inbox") == {"device": "phone", "pending": 2, "missed": 1}
+            assert [(await phone.next(of_type("notification")))["data"] for _ in range(2)] == [1, 2]
 
 
 async def test_a_device_that_left_gets_nothing(app: Notifications) -> None:
@@ -129,6 +184,7 @@ async def test_the_default_interval_is_thirty_seconds(monkeypatch: pytest.Monkey
     module = load_example("notifications")
     assert module.INTERVAL == 30.0
     assert module.API_KEY == "dev-notify-key"
+    assert (module.STORE, module.KEEP, module.KEEP_FOR) == (None, 100, 7 * 86400.0)
 
 
 async def test_connections_need_a_valid_token(app: Notifications) -> None:
@@ -168,3 +224,16 @@ async def test_page_and_browser_client_are_served(app: Notifications) -> None:
     page = await app.server.request("GET", "/")
     assert page.status == 200 and "/hubbub/hubbub.js" in page.text
     assert (await app.server.request("GET", "/hubbub/hubbub.js")).status == 200
+
+
+async def test_with_a_sqlite_store_notifications_wait_across_a_restart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("NOTIFY_API_KEY", API_KEY)
+    monkeypatch.setenv("NOTIFY_JWT_SECRET", SECRET)
+    monkeypatch.setenv("NOTIFY_STORE", f"sqlite:///{tmp_path / 'notifications.db'}")
+    async with serve_app(load_example("notifications").app) as server:
+        assert (await Notifications(server).notify("gus", b'"kept on disk"')).json() == {"delivered": 0}
+    restarted = load_example("notifications").app
+    async with serve_app(restarted) as server, Notifications(server).device("gus", name="phone") as phone:
+        assert await phone.next(of_type("notification")) == {"type": "notification", "inbox": 1, "data": "kept on disk"}

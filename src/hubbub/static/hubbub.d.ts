@@ -52,6 +52,12 @@ declare namespace Hubbub {
     overCapacityDelayMs?: number;
     /** Connect in the constructor. Default true; with false, call `connect()`. */
     autoConnect?: boolean;
+    /**
+     * On a device connection (`?device=<id>` in the URL), acknowledge each durable message (one carrying
+     * `inbox`) once its listeners ran: one `hubbub.ack` per burst, with the highest offset. Default true;
+     * with false, call `ack(offset)`.
+     */
+    autoAck?: boolean;
   }
 
   interface RequestOptions {
@@ -106,6 +112,8 @@ declare namespace Hubbub {
     protocol: number;
     /** True when this is not the client's first connection. */
     reconnected: boolean;
+    /** The inbox device this connection speaks for (`?device=` in the URL), or null. */
+    device: string | null;
   }
 
   interface CloseInfo {
@@ -260,6 +268,8 @@ declare namespace Hubbub {
     /** Per joined room that keeps history, the position of the last publication received; a rejoin
      * recovers everything after it (each missed publication is delivered to the listeners as if live). */
     readonly positions: ReadonlyMap<string, Position>;
+    /** The inbox device of the current connection (from its welcome), or null. */
+    readonly device: string | null;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its
@@ -307,6 +317,10 @@ declare namespace Hubbub {
     /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");
      * members receive `Published` data. Resolves with how many it was delivered to. */
     publish(room: string, type: string | null, data?: unknown, options?: RequestOptions): Promise<{ room: string; delivered: number }>;
+
+    /** Acknowledge durable messages up to inbox offset `offset` on this device (hubbub.ack; needed only
+     * with `autoAck: false`). Resolves with the device's cursor. */
+    ack(offset: number, options?: RequestOptions): Promise<{ inbox: number }>;
 
     /** Use this token (or token function) for the next handshakes. */
     setToken(token: TokenSource): void;

@@ -164,6 +164,7 @@
         noReconnectCodes: options.noReconnectCodes ? Array.from(options.noReconnectCodes) : NO_RECONNECT_CODES,
         maxBuffered: options.maxBuffered ?? 1000,
         overCapacityDelayMs: options.overCapacityDelayMs ?? 5000,
+        autoAck: options.autoAck !== false,
       };
       /** Id of the current connection (from the welcome); null while disconnected. */
       this.clientId = null;
@@ -171,6 +172,8 @@
       this.user = null;
       /** Whether the welcome of the current connection arrived (sends go out at once). */
       this.connected = false;
+      /** The inbox device of the current connection (from the welcome; set by `?device=` in the URL). */
+      this.device = null;
       /** Rooms joined through this client; re-joined after every reconnect. */
       this.rooms = new Set();
       /** room -> RoomStream: the position of each joined room. */
@@ -190,6 +193,8 @@
       this._welcomed = false;
       this._everConnected = false;
       this._welcomeInfo = null;
+      this._ackUpTo = 0;
+      this._ackQueued = false;
       if (options.autoConnect !== false) this.connect();
     }
 
@@ -544,12 +549,17 @@
       } else if (type === "hubbub.error") {
         this._fire(type, envelope.error || envelope.data, envelope);
       } else if (type !== "hubbub.welcome") {
-        this._publication(type, envelope);
+        this._publication(ws, type, envelope);
       }
     }
 
-    _publication(type, envelope) {
+    _publication(ws, type, envelope) {
       const data = envelope.data;
+      if (typeof envelope.inbox === "number") {
+        this._fire(type, data, envelope);
+        this._inboxReceived(ws, envelope.inbox);
+        return;
+      }
       const room = typeof envelope.room === "string" ? envelope.room : data && typeof data === "object" ? data.room : undefined;
       const stream = typeof room === "string" ? this._streams.get(room) : undefined;
       if (!stream || !Number.isInteger(envelope.offset)) {
@@ -561,6 +571,23 @@
       else for (const item of deliver) this._deliver(item);
     }
 
+    /** A durable message reached the listeners: acknowledge it (one hubbub.ack per burst, the highest offset). */
+    _inboxReceived(ws, offset) {
+      if (!this.options.autoAck || this.device === null) return;
+      if (offset > this._ackUpTo) this._ackUpTo = offset;
+      if (this._ackQueued) return;
+      this._ackQueued = true;
+      setTimeout(() => {
+        this._ackQueued = false;
+        if (ws === this._ws && this.connected) ws.send(JSON.stringify({ type: "hubbub.ack", data: { inbox: this._ackUpTo } }));
+      }, 0);
+    }
+
+    /** Acknowledge durable messages up to `offset` (with `autoAck: false`); resolves with {inbox: cursor}. */
+    ack(offset, options = {}) {
+      return this.request("hubbub.ack", { inbox: offset }, options);
+    }
+
     _welcome(ws, data) {
       const reconnected = this._everConnected;
       this._everConnected = true;
@@ -569,7 +596,9 @@
       this._attempt = 0;
       this.clientId = data.client_id ?? null;
       this.user = data.user ?? null;
-      this._welcomeInfo = { clientId: this.clientId, user: this.user, protocol: data.protocol, reconnected };
+      this.device = data.device ?? null;
+      this._ackUpTo = 0;
+      this._welcomeInfo = { clientId: this.clientId, user: this.user, protocol: data.protocol, reconnected, device: this.device };
       this._rejoin();
       const buffered = this._buffer;
       this._buffer = [];
