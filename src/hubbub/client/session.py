@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -68,7 +69,10 @@ class Client:
     `token` (a string, or a function, possibly async, called before every handshake) goes
     in `Authorization: Bearer`; `ssl` is the context for `wss://` URLs. Events emitted and
     requests made while offline wait in one queue of at most `max_queued` messages
-    (`QueueFull` past it) and go out after the next welcome.
+    (`QueueFull` past it) and go out after the next welcome. With `device` (a stable id of
+    this device, sent as `?device=`), the user's durable messages that arrived while it was
+    away are delivered after the welcome and acknowledged once their listeners ran
+    (`auto_ack`; otherwise call `ack(offset)`).
     """
 
     def __init__(
@@ -85,10 +89,15 @@ class Client:
         max_queued: int = 1000,
         max_deliveries: int = 10_000,
         no_reconnect_codes: Iterable[int] = NO_RECONNECT_CODES,
+        device: str | None = None,
+        auto_ack: bool = True,
     ) -> None:
         if max_queued < 0:
             raise ValueError("max_queued must be >= 0")
-        self.url = url
+        self.url = _with_device(url, device) if device is not None else url
+        self.auto_ack = auto_ack
+        self.device: str | None = None
+        """The inbox device of the current connection (from its welcome), or None."""
         self.token = token
         self.headers = dict(headers or {})
         self.ssl = ssl
@@ -111,7 +120,9 @@ class Client:
         self._answers: dict[str, Answer] = {}
         self._pending: dict[str, _Pending] = {}
         self._queue: deque[tuple[str, str | None]] = deque()
-        self._deliveries: deque[tuple[str, Any]] = deque()
+        self._deliveries: deque[tuple[str, Any, int | None]] = deque()
+        self._ack_up_to = 0
+        self._ack_scheduled = False
         self._max_deliveries = max_deliveries
         self._delivery_ready = asyncio.Event()
         self._delivery_space = asyncio.Event()
@@ -151,10 +162,11 @@ class Client:
         else:
             self._answers[type] = fn
 
-    def _fire(self, type: str, data: Any) -> None:
-        """Queue `data` for the listeners of `type`, after whatever was queued before it."""
-        if type in self._listeners:
-            self._deliveries.append((type, data))
+    def _fire(self, type: str, data: Any, inbox: int | None = None) -> None:
+        """Queue `data` for the listeners of `type`, after whatever was queued before it
+        (a durable message, with its `inbox` offset, is queued even without listeners: it is acknowledged)."""
+        if type in self._listeners or inbox is not None:
+            self._deliveries.append((type, data, inbox))
             self._delivery_ready.set()
 
     async def _room_for_more(self) -> None:
@@ -168,7 +180,7 @@ class Client:
             while not self._deliveries:
                 self._delivery_ready.clear()
                 await self._delivery_ready.wait()
-            type, data = self._deliveries.popleft()
+            type, data, inbox = self._deliveries.popleft()
             self._delivery_space.set()
             for listener in list(self._listeners.get(type, ())):
                 try:
@@ -177,6 +189,32 @@ class Client:
                         await result
                 except Exception:
                     logger.exception("listener of %r failed", type)
+            if inbox is not None:
+                self._handled(inbox)
+
+    def _handled(self, offset: int) -> None:
+        """A durable message's listeners ran: acknowledge it (one hubbub.ack per burst, the highest offset)."""
+        if not self.auto_ack or self.device is None:
+            return
+        self._ack_up_to = max(self._ack_up_to, offset)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            self._spawn(self._send_ack(self._ws))
+
+    async def _send_ack(self, ws: WebSocketClient | None) -> None:
+        await asyncio.sleep(0)
+        if not self._ack_scheduled:
+            return
+        self._ack_scheduled = False
+        if ws is not None and ws is self._ws and self.connected:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(orjson.dumps({"type": "hubbub.ack", "data": {"inbox": self._ack_up_to}}).decode())
+
+    async def ack(self, offset: int, *, timeout: float | None = _DEFAULT) -> dict[str, Any]:
+        """Acknowledge the durable messages up to inbox offset `offset` on this device (hubbub.ack;
+        needed only with `auto_ack=False`); returns the device's cursor, {"inbox": C}."""
+        reply = await self.request("hubbub.ack", {"inbox": offset}, timeout=timeout, offline="fail")
+        return reply if isinstance(reply, dict) else {}
 
     # ---- sending ----------------------------------------------------------------------------
 
@@ -383,6 +421,10 @@ class Client:
     def _publication(self, kind: str, envelope: Wire) -> None:
         offset = envelope.get("offset")
         data = envelope.get("data")
+        inbox = envelope.get("inbox")
+        if isinstance(inbox, int) and not isinstance(inbox, bool):
+            self._fire(kind, data, inbox)
+            return
         room = envelope.get("room")
         if room is None and isinstance(data, dict):
             room = data.get("room")
@@ -461,6 +503,8 @@ class Client:
         """Close for good: pending requests fail with "closed", queued messages are dropped."""
         if self._stopped and self._runner is None:
             return
+        if self._ack_scheduled:
+            await self._send_ack(self._ws)  # what the listeners handled is acknowledged before leaving
         self._stopped = True
         self.connected = False
         self._fail_pending(ClientError("closed", "the client was closed"), queued=True)
@@ -514,6 +558,8 @@ class Client:
             data = {}
         self.client_id = data.get("client_id")
         self.user = data.get("user")
+        self.device = data.get("device")
+        self._ack_up_to = 0
         return ws
 
     async def _welcomed(self, ws: WebSocketClient) -> None:
@@ -611,6 +657,13 @@ class Client:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _with_device(url: str, device: str) -> str:
+    """`url` with its `device` query parameter set to `device`."""
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "device"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("device", device)])))
 
 
 def _checked(type: str) -> str:
