@@ -58,6 +58,14 @@ declare namespace Hubbub {
      * with false, call `ack(offset)`.
      */
     autoAck?: boolean;
+    /**
+     * The inbox device this client speaks for, sent as `?device=<id>` (1-64 of A-Z a-z 0-9 _ . : -):
+     * an id of your own, or `true` for this browser's stable id, made once and kept in localStorage
+     * under `deviceKey` (for this page only when storage is unavailable). Default: none.
+     */
+    device?: string | true;
+    /** The localStorage key of the stable device id. Default "hubbub.device". */
+    deviceKey?: string;
   }
 
   interface RequestOptions {
@@ -270,6 +278,8 @@ declare namespace Hubbub {
     readonly positions: ReadonlyMap<string, Position>;
     /** The inbox device of the current connection (from its welcome), or null. */
     readonly device: string | null;
+    /** The device id this client sends (`options.device`), or null. */
+    readonly deviceId: string | null;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its

@@ -47,6 +47,31 @@
     return parsed.href;
   }
 
+  const DEVICE_KEY = "hubbub.device";
+
+  /** This browser's device id: kept in localStorage under `key` (made once), or for this page
+   * only when storage is unavailable. */
+  function storedDevice(key) {
+    const made = () =>
+      "d-" + (root.crypto && root.crypto.randomUUID ? root.crypto.randomUUID() : String(Math.random()).slice(2));
+    try {
+      let id = root.localStorage.getItem(key);
+      if (!id) {
+        id = made();
+        root.localStorage.setItem(key, id);
+      }
+      return id;
+    } catch (error) {
+      return made();
+    }
+  }
+
+  function withDevice(url, device) {
+    const parsed = new URL(url);
+    parsed.searchParams.set("device", device);
+    return parsed.href;
+  }
+
   function backoffDelay(backoff, attempt) {
     const base = Math.min(backoff.maxMs, backoff.initialMs * Math.pow(backoff.factor, attempt - 1));
     const spread = base * backoff.jitter * (2 * Math.random() - 1);
@@ -149,6 +174,11 @@
      */
     constructor(url, options = {}) {
       this.url = toWebSocketUrl(url);
+      /** The device id sent as `?device=` (options.device: an id, or true for one kept in localStorage). */
+      this.deviceId = null;
+      if (typeof options.device === "string" && options.device) this.deviceId = options.device;
+      else if (options.device === true) this.deviceId = storedDevice(options.deviceKey || DEVICE_KEY);
+      if (this.deviceId !== null) this.url = withDevice(this.url, this.deviceId);
       const backoff = options.backoff || {};
       this.options = {
         token: options.token === undefined ? null : options.token,
