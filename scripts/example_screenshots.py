@@ -37,8 +37,9 @@ async def page_of(browser: Browser, url: str) -> Page:
 
 
 async def chat(browser: Browser) -> None:
-    from hubbub.testing import serve_app
     from tests.support.relay import Relay
+
+    from hubbub.testing import serve_app
 
     async with serve_app(app_of("chat")) as server, Relay(server.port) as relay:
         people = {}
