@@ -238,3 +238,18 @@ async def test_wss_with_a_given_ssl_context(server: TestServer, tmp_path: Path) 
             await Client(f"wss://127.0.0.1:{port}/rooms").connect()  # the system's CAs do not know it
     finally:
         tls.close()
+
+
+@pytest.mark.parametrize("engine", ["memory"], indirect=True)
+async def test_a_429_retry_after_is_honoured(engine: str, request: pytest.FixtureRequest) -> None:
+    async with served(handshakes_per_ip=2, handshake_window=2.0) as limited, Relay(limited.port) as relay:
+        client = Client(relay.url("/rooms"), backoff=FAST)
+        seen = Recorder(client, "open", "close")
+        async with client:
+            for opened in (2, 3):
+                relay.cut()  # the 2nd handshake of the window succeeds, the 3rd gets 429 with retry-after
+                await seen.wait("open", opened, timeout=WAIT)
+            # without the hint the client would have retried every <= 100 ms until the window ended;
+            # with it, one refused attempt, then one that succeeds in the next window
+            assert relay.accepted <= 5, relay.accepted
+            assert await client.request("add", {"a": 1, "b": 1}) == 2
