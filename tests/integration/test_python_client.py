@@ -126,7 +126,7 @@ async def test_reconnects_with_backoff_and_rejoins(server: TestServer, relay: Re
         assert all(0 <= r["delay"] <= FAST.ceiling(r["attempt"]) for r in seen.of("reconnecting"))
         relay.bring_up()
         rejoined = await seen.wait("rejoin")
-        assert rejoined[0] == {"rooms": ["lobby"], "failed": []}
+        assert rejoined[0] == {"rooms": ["lobby"], "failed": [], "unrecovered": []}
         assert client.connected and client.client_id != first
         assert seen.of("open")[-1]["reconnected"] is True
         await wait_for(_member_of(server, "lobby", client), timeout=WAIT)

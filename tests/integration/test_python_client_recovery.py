@@ -85,7 +85,7 @@ async def test_history_on_join_then_live(server: TestServer) -> None:
 
 async def test_a_trimmed_history_is_reported_not_recovered(server: TestServer, relay: Relay) -> None:
     away = Client(relay.url("/rooms"), backoff=FAST)
-    seen = Recorder(away, "chat", "recovery", "close")
+    seen = Recorder(away, "chat", "recovery", "close", "rejoin")
     async with away, Client(server.url("/rooms")) as publisher:
         await away.join("short:a")
         await publish(publisher, "short:a", 0, 2)
@@ -96,6 +96,8 @@ async def test_a_trimmed_history_is_reported_not_recovered(server: TestServer, r
         relay.bring_up()
         [recovery] = await seen.wait("recovery")
         assert recovery["recovered"] is False and recovery["missed"] == 0 and recovery["offset"] == 52
+        [rejoin] = await seen.wait("rejoin")
+        assert rejoin["rooms"] == ["short:a"] and rejoin["unrecovered"] == ["short:a"]
         await publish(publisher, "short:a", 52, 1)
         await seen.wait("chat", 3)
         assert numbers(seen) == [0, 1, 52]  # nothing partial: what could not be recovered is not half-delivered

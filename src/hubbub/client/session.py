@@ -330,8 +330,9 @@ class Client:
             return None
         return await self.request("hubbub.refresh", {"token": token}, timeout=timeout)
 
-    def _settle(self, stream: RoomStream, reply: dict[str, Any], *, recovering: bool) -> None:
-        """Deliver what a join reply brought; report the recovery; recover again after a gap."""
+    def _settle(self, stream: RoomStream, reply: dict[str, Any], *, recovering: bool) -> bool | None:
+        """Deliver what a join reply brought; report the recovery; recover again after a gap.
+        Returns False when a recovery was asked for and failed, else None."""
         settled = stream.settle(reply, recovering=recovering)
         if settled.recovered is not None:
             self._fire(
@@ -348,6 +349,7 @@ class Client:
             self._deliver_publication(item)
         if settled.gap:
             self._spawn(self._recover(stream))
+        return False if settled.recovered is False else None
 
     def _deliver_publication(self, item: Wire) -> None:
         kind = item.get("type")
@@ -363,6 +365,7 @@ class Client:
             reply = await self.request("hubbub.join", {"room": stream.room, "since": since}, offline="fail")
         except ClientError as exc:
             if exc.code not in ("disconnected", "closed"):
+                stream.joining = False  # the next publication after the gap asks again
                 self._fire("error", {"error": exc, "phase": "recover", "room": stream.room})
             return
         if self._streams.get(stream.room) is stream:
@@ -375,10 +378,17 @@ class Client:
             return
         results = await asyncio.gather(*(self._rejoin_one(stream) for stream in streams))
         outcome = list(zip(streams, results, strict=True))
-        failed = [{"room": stream.room, "error": error} for stream, error in outcome if error]
-        self._fire("rejoin", {"rooms": [stream.room for stream, error in outcome if not error], "failed": failed})
+        self._fire(
+            "rejoin",
+            {
+                "rooms": [stream.room for stream, result in outcome if result is None or result is False],
+                "failed": [{"room": stream.room, "error": result} for stream, result in outcome if result],
+                "unrecovered": [stream.room for stream, result in outcome if result is False],
+            },
+        )
 
-    async def _rejoin_one(self, stream: RoomStream) -> ClientError | None:
+    async def _rejoin_one(self, stream: RoomStream) -> ClientError | bool | None:
+        """None: joined again (and recovered, if asked); False: joined, not recovered; or the error."""
         since = stream.since()
         stream.joining = True
         data: dict[str, Any] = {"room": stream.room}
@@ -391,7 +401,7 @@ class Client:
                 del self._streams[stream.room]
             return exc
         if self._streams.get(stream.room) is stream:
-            self._settle(stream, reply if isinstance(reply, dict) else {}, recovering=since is not None)
+            return self._settle(stream, reply if isinstance(reply, dict) else {}, recovering=since is not None)
         return None
 
     # ---- receiving -----------------------------------------------------------------------------

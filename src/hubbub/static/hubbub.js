@@ -443,6 +443,7 @@
         },
         (error) => {
           if (error.code !== "disconnected" && error.code !== "closed") {
+            stream.joining = false; // the next publication after the gap asks again
             this._fire("error", { error, phase: "recover", room: stream.room });
           }
         },
