@@ -84,3 +84,22 @@ async def test_a_lost_stream_is_reported_unrecovered(browser: Browser, harness: 
     assert sorted(rejoin["rooms"]) == ["hist-b", "hist-c", "plain"] and rejoin["unrecovered"] == ["hist-b"]
     assert await tab.js("() => clients.a.positions.has('plain')") is False
     await tab.close()
+
+
+async def test_publish_with_an_idempotency_key_is_applied_once(
+    browser: Browser, harness: Harness, server: TestServer
+) -> None:
+    tab = await Tab.open(browser, server.http_url("/"))
+    await tab.connect("a", "/open", BACKOFF, listen=("note",))
+    await tab.js("() => clients.a.join('hist-d')")
+    replies = await tab.js(
+        """async () => [
+            await clients.a.publish('hist-d', 'note', { n: 1 }, { idempotencyKey: 'k-1' }),
+            await clients.a.publish('hist-d', 'note', { n: 1 }, { idempotencyKey: 'k-1' }),
+        ]"""
+    )
+    assert [(r["offset"], r["duplicate"]) for r in replies] == [(1, False), (1, True)]
+    assert [e["data"] for e in await notes(tab, 1)] == [{"n": 1}]
+    page = await harness.app.hub.room_history("hist-d", last=10)
+    assert [p["offset"] for p in page.publications()] == [1]
+    await tab.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hubbub import App, Event
+from hubbub.history.base import HistoryPolicy
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import TestServer, serve_app, wait_for
 from tests.integration.example_support import EnvelopeClient, load_example, open_client
@@ -286,3 +287,13 @@ async def test_the_http_publish_api_keeps_envelopes_and_honours_idempotency_keys
             "ok": True,
             "delivered": 0,
         }
+
+
+async def test_echo_rooms_contract_any_client_joins_leaves_and_publishes_anywhere(echo: TestServer) -> None:
+    assert echo.app.hub.history_rules.policy("any:room/name") == HistoryPolicy(size=10_000, ttl=600)
+    async with rooms_client(echo) as client, rooms_client(echo) as other:
+        await client.call("hubbub.join", {"room": "any:room/name"})
+        assert (await publish(other, "any:room/name", 1))["delivered"] == 1  # not a member, may publish
+        assert (await client.next(published))["offset"] == 1
+        assert await client.call("hubbub.leave", {"room": "any:room/name"}) == {"room": "any:room/name"}
+        assert (await publish(other, "any:room/name", 2))["delivered"] == 0

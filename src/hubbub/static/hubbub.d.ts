@@ -325,8 +325,15 @@ declare namespace Hubbub {
     /** Leave a room; while disconnected it only forgets the room (membership ended with the connection). */
     leave(room: string, options?: RequestOptions): Promise<{ room: string }>;
     /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");
-     * members receive `Published` data. Resolves with how many it was delivered to. */
-    publish(room: string, type: string | null, data?: unknown, options?: RequestOptions): Promise<{ room: string; delivered: number }>;
+     * members receive `Published` data. Resolves with how many it was delivered to, and in a room with
+     * history where it was kept (resolved once kept). With `idempotencyKey`, a retry (say after a lost
+     * connection) is published once: the retry answers the first one's offset with `duplicate: true`. */
+    publish(
+      room: string,
+      type: string | null,
+      data?: unknown,
+      options?: RequestOptions & { idempotencyKey?: string },
+    ): Promise<{ room: string; delivered: number; offset?: number; epoch?: string; duplicate?: boolean }>;
 
     /** Acknowledge durable messages up to inbox offset `offset` on this device (hubbub.ack; needed only
      * with `autoAck: false`). Resolves with the device's cursor. */

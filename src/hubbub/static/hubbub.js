@@ -467,6 +467,7 @@
     publish(room, type, data, options = {}) {
       const body = { room, data };
       if (type !== null && type !== undefined) body.type = type;
+      if (options.idempotencyKey !== undefined) body.idempotency_key = options.idempotencyKey;
       return this.request("hubbub.publish", body, options);
     }
 
