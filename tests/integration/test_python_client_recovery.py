@@ -167,3 +167,15 @@ async def test_recovers_after_the_server_was_killed_and_restarted(tmp_path: Path
             await away.close()
             second.kill()
             await asyncio.to_thread(second.wait, 10)
+
+
+async def test_a_retried_publish_with_an_idempotency_key_is_applied_once(server: TestServer) -> None:
+    async with Client(server.url("/rooms")) as member, Client(server.url("/rooms")) as publisher:
+        seen = Recorder(member, "chat")
+        await member.join("once")
+        first = await publisher.publish("once", "chat", {"n": 0}, idempotency_key="k-1")
+        again = await publisher.publish("once", "chat", {"n": 0}, idempotency_key="k-1")
+        assert (first["duplicate"], again["duplicate"], again["offset"]) == (False, True, first["offset"])
+        await publisher.publish("once", "chat", {"n": 1})
+        await seen.wait("chat", 2)
+        assert numbers(seen) == [0, 1]

@@ -314,12 +314,21 @@ class Client:
         return reply if isinstance(reply, dict) else {"room": room}
 
     async def publish(
-        self, room: str, type: str | None, data: Any = None, *, timeout: float | None = _DEFAULT
+        self,
+        room: str,
+        type: str | None,
+        data: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = _DEFAULT,
     ) -> dict[str, Any]:
-        """Publish `data` to `room`'s members as an event of `type` (None: "hubbub.message")."""
+        """Publish `data` to `room`'s members as an event of `type` (None: "hubbub.message"). With
+        `idempotency_key`, a retry (say after a lost reply) is applied once in a room with history."""
         body: dict[str, Any] = {"room": room, "data": data}
         if type is not None:
             body["type"] = type
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
         reply = await self.request("hubbub.publish", body, timeout=timeout)
         return reply if isinstance(reply, dict) else {}
 
