@@ -48,13 +48,6 @@ def test_live_messages_wait_for_the_backlog_and_overlaps_are_sent_once() -> None
     assert outbox.sent == [2, 3, 4, 5]
 
 
-def test_a_stream_that_starts_again_is_followed() -> None:
-    device, outbox = session()
-    device.replay(1, [message(1), message(2), message(3)])
-    assert device.offer(message(1))  # the store lost the stream: offsets start again
-    assert outbox.sent == [1, 2, 3, 1] and device.acked_limit == 1
-
-
 def test_an_empty_backlog_starts_after_the_last_offset() -> None:
     device, outbox = session()
     device.offer(message(7))

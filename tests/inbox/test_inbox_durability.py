@@ -204,3 +204,28 @@ async def test_an_emitter_durable_send_waits_in_the_nodes_inbox(inbox_redis: obj
             assert await durable(bob, 1) == [{"type": "job", "inbox": 1, "data": "live"}]
         with pytest.raises(TypeError, match="a durable message must be an Envelope"):
             await emitter.send_to_user("alice", "text", durable=True)
+
+
+async def test_two_nodes_sending_at_once_reach_each_device_once_without_a_gap(inbox_redis: object) -> None:
+    url = f"{inbox_redis.url}?namespace=race-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
+    each = 100
+    async with serve_app(make_app(broker=RedisBroker(url))) as a, serve_app(make_app(broker=RedisBroker(url))) as b:
+
+        async def sender(node: object, name: str) -> None:
+            for n in range(each):
+                await node.app.hub.send_to_user("alice", Envelope("n", f"{name}{n}"), durable=True)  # type: ignore[attr-defined]
+
+        async with device(a.url("").rstrip("/"), "alice", "phone") as phone:
+            await notice(phone)
+            sending = asyncio.gather(sender(a, "a"), sender(b, "b"))
+            async with device(b.url("").rstrip("/"), "alice", "laptop") as laptop:  # connects mid-stream
+                await sending
+                for client in (phone, laptop):
+                    got = await durable(client, 2 * each)
+                    assert sorted(offsets(got)) == list(range(1, 2 * each + 1))  # each once, none missing
+                    data = [e["data"] for e in got]
+                    for name in ("a", "b"):  # one node's sends keep their order
+                        assert [d for d in data if d.startswith(name)] == [f"{name}{n}" for n in range(each)]
+                await a.app.hub.send_to_user("alice", Envelope("n", "fence"), durable=True)
+                for client in (phone, laptop):
+                    assert offsets(await durable(client, 1)) == [2 * each + 1]

@@ -274,3 +274,10 @@ def test_limits_go_to_the_engine_when_an_engine_is_given() -> None:
 async def test_a_bad_store_url_is_a_configuration_error(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         await Inbox(url).start(App().hub)
+
+
+async def test_a_handler_sends_durably_to_a_user_who_is_away(server: TestServer) -> None:
+    async with device(base(server), "alice", "phone") as alice:
+        assert await alice.call("dm", {"to": "bob", "text": "lunch?"}) == {"online": 0}
+    async with device(base(server), "bob", "phone") as bob:
+        assert await durable(bob, 1) == [{"type": "dm", "inbox": 1, "data": {"from": "alice", "text": "lunch?"}}]

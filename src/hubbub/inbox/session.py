@@ -53,8 +53,7 @@ class DeviceSession:
             self._send(message)
         buffered, self.buffer = self.buffer or [], None
         for message in buffered:
-            if message.inbox >= self._next:  # the backlog already had the others
-                self._send(message)
+            self._send(message)  # those the backlog already had are dropped
 
     def fail(self) -> None:
         """The backlog could not be read: live messages still flow, no ack is accepted."""
@@ -63,15 +62,8 @@ class DeviceSession:
 
     def _send(self, message: InboxEnvelope) -> bool:
         offset = message.inbox
-        if offset in self._ahead:
-            return False
-        if offset < self._next:
-            if offset != 1:
-                return False  # already sent: the backlog had it, and its live copy came late (another node)
-            # The store lost the user's stream (e.g. a Redis without persistence restarted) and it starts
-            # again: follow it. (A late copy of the very first message is merely sent twice.)
-            self._next = 1
-            self._ahead.clear()
+        if offset < self._next or offset in self._ahead:
+            return False  # already sent: the backlog had it, and its live copy came late (from another node)
         if not self.conn.send_nowait(message):
             self._frozen = True  # dropped: acks must stop before it
             return False
