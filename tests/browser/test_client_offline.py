@@ -68,3 +68,28 @@ async def test_offline_queue_and_requests(browser: Browser, server: TestServer, 
     assert (await tab.wait_events("a", "noted", 3))[2] == 2
     assert (await tab.events("a", "open"))[-1]["reconnected"] is True
     await tab.close()
+
+
+async def test_after_1013_the_next_attempt_waits_for_the_server(browser: Browser) -> None:
+    app = build(max_connections=1, over_capacity="close")
+    app.static("/hubbub", hubbub.STATIC_DIR)
+
+    @app.get("/")
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    async with serve_app(app) as full:
+        tab = await Tab.open(browser, full.http_url("/"))
+        await tab.connect("first", "/rooms")
+        await tab.js(
+            """() => { track("a", new Hubbub.Client("/rooms",
+                { backoff: { initialMs: 20, maxMs: 100 }, overCapacityDelayMs: 1500 })); }"""
+        )
+        [closed] = await tab.wait_events("a", "close")
+        assert closed["code"] == 1013 and closed["willReconnect"] is True
+        [planned] = await tab.wait_events("a", "reconnecting")
+        assert planned["delayMs"] >= 1500  # not the 20-100 ms of the backoff
+        await tab.js("() => clients.first.close()")
+        await tab.wait_events("a", "open")  # capacity freed: it gets in
+        await tab.js("() => clients.a.close()")
+        await tab.close()
