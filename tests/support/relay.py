@@ -1,7 +1,6 @@
 """A tiny TCP relay between test clients and a server: it can cut every connection through
-it (a network drop), refuse new ones for a while (the network stays down), stop passing
-what the server sends (a client that stalls, so the server's queue for it fills), and
-refuse WebSocket upgrades (a proxy that only passes plain HTTP)."""
+it (a network drop), refuse new ones for a while (the network stays down), and stop passing
+what the server sends (a client that stalls, so the server's queue for it fills)."""
 
 from __future__ import annotations
 
@@ -9,18 +8,14 @@ import asyncio
 import contextlib
 import socket
 
-UPGRADE_REFUSED = b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-
 
 class Relay:
     """Listens on 127.0.0.1 and a free port and forwards each connection to `target_port`."""
 
-    def __init__(self, target_port: int, *, refuse_upgrades: bool = False) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.refuse_upgrades = refuse_upgrades
         self.down = False
         self.port = 0
-        self.upgrades_refused = 0
         self.accepted = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -91,8 +86,8 @@ class Relay:
             writer.transport.abort()  # type: ignore[attr-defined]
             return
         self._writers.update((writer, upstream_writer))
-        first = self._pipe(reader, upstream_writer, writer, inspect=self.refuse_upgrades)
-        second = self._pipe(upstream_reader, writer, None, gate=self._flowing)
+        first = self._pipe(reader, upstream_writer)
+        second = self._pipe(upstream_reader, writer, gate=self._flowing)
         for task in (asyncio.create_task(first), asyncio.create_task(second)):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -101,9 +96,7 @@ class Relay:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        client: asyncio.StreamWriter | None,
         *,
-        inspect: bool = False,
         gate: asyncio.Event | None = None,
     ) -> None:
         try:
@@ -113,13 +106,6 @@ class Relay:
                 data = await reader.read(65536)
                 if not data:
                     break
-                if inspect and client is not None and b"\r\nupgrade: websocket" in data.lower():
-                    self.upgrades_refused += 1
-                    client.write(UPGRADE_REFUSED)
-                    await client.drain()
-                    client.close()
-                    writer.close()
-                    return
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
