@@ -24,4 +24,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# node tools of the contract tests (AsyncAPI schema, ajv, tsc); without node those tests skip
+if command -v npm >/dev/null 2>&1; then
+  npm install --prefix tests/contract --no-audit --no-fund --silent
+fi
+
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -23,6 +23,7 @@
     rooms: new Map(), // room -> {log: <ul>, members: Map(client_id -> {user, name}), unread}
     online: new Map(), // user id -> nickname
     typing: new Map(), // room -> Map(user id -> {name, timer})
+    recovered: new Set(), // rooms whose missed messages hubbub.js recovered after a reconnect
     lastTypingSent: 0,
     refreshTimer: null,
     roomsTimer: null,
@@ -145,6 +146,13 @@
     client.on("rejoin", ({ failed }) => {
       for (const { room, error } of failed) showError(`could not rejoin ${room}: ${describe(error)}`);
     });
+    // After a reconnect hubbub.js joins each room again from the last message it showed: what was said
+    // meanwhile arrives through onMessage, once, in order. Only when that could not be recovered
+    // (recovered: false) does the next "joined" snapshot replace the room's log.
+    client.on("recovery", ({ room, recovered }) => {
+      if (recovered) state.recovered.add(room);
+      else state.recovered.delete(room);
+    });
     clearInterval(state.roomsTimer);
     state.roomsTimer = setInterval(refreshRoomList, ROOMS_REFRESH_MS);
   }
@@ -225,7 +233,7 @@
 
   function onJoined({ room: name, history, presence }) {
     const room = roomState(name);
-    room.log.replaceChildren(...history.map(messageItem));
+    if (!state.recovered.delete(name)) room.log.replaceChildren(...history.map(messageItem));
     room.members = new Map(presence.map((p) => [p.client_id, { user: p.user, name: nameOf(p) }]));
     if (!state.current) showRoom(name);
     renderJoined();

@@ -41,21 +41,12 @@
     }
   }
 
-  /** This browser's device id: notifications sent while it was away wait for it (one id per browser). */
-  function deviceId() {
-    let id = localStorage.getItem("notifications.device");
-    if (!id) {
-      id = "web-" + Math.random().toString(36).slice(2, 14);
-      localStorage.setItem("notifications.device", id);
-    }
-    return id;
-  }
-
   function connect(session) {
     // The token travels as ?token= here (hubbub also takes the "bearer.<token>" subprotocol). hubbub.js
-    // acknowledges each notification once it is shown, so it is not sent to this browser again.
-    const query = "?token=" + encodeURIComponent(session.token) + "&device=" + encodeURIComponent(deviceId());
-    const client = new Hubbub.Client("/notifications" + query);
+    // names this browser's device (an id it keeps in localStorage: notifications sent while it was away
+    // wait for it) and acknowledges each notification once it is shown, so it is not sent here again.
+    const query = "?token=" + encodeURIComponent(session.token);
+    const client = new Hubbub.Client("/notifications" + query, { device: true, deviceKey: "notifications.device" });
     setStatus("connecting");
     client.on("open", () => setStatus("connected"));
     client.on("reconnecting", () => setStatus("reconnecting"));

@@ -38,6 +38,8 @@ from hubbub.errors import (
 )
 from hubbub.events import Event
 from hubbub.folder import load_folder
+from hubbub.history.base import HistoryPage, HistoryPolicy
+from hubbub.history.recovery import Published
 from hubbub.http import (
     Headers,
     HTMLResponse,
@@ -49,8 +51,6 @@ from hubbub.http import (
     StaticFiles,
     StreamingResponse,
 )
-from hubbub.history.base import HistoryPage, HistoryPolicy
-from hubbub.history.recovery import Published
 from hubbub.hub import Hub
 from hubbub.inbox import Inbox, InboxLimits
 from hubbub.options import ServerOptions

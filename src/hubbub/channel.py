@@ -50,6 +50,10 @@ class EventSpec:
     handler: Handler
     validate: Validator | None
     timeout: float | None
+    model: Any = None
+    """The payload's type, as given to `on` (for `hubbub schema`)."""
+    function: Any = None
+    """The handler as written: its return annotation types the reply (for `hubbub schema`)."""
 
 
 @dataclass(slots=True)
@@ -119,6 +123,8 @@ class Channel(WebSocketEndpoint):
         self.handlers["on_message"] = self._dispatch
         self.default_timeout = timeout
         self._events: dict[str, EventSpec] = {}
+        self.server_events: dict[str, Any] = {}
+        """Event types the server sends on this route (declared with `emits`), with their payload types."""
         self._authorize: Authorizer | None = None
         self._on_join: list[RoomHook] = []
         self._on_leave: list[RoomHook] = []
@@ -139,11 +145,23 @@ class Channel(WebSocketEndpoint):
                 handler=as_async(fn),
                 validate=validator_for(model) if model is not None else None,
                 timeout=self.default_timeout if timeout == "default" else timeout,
+                model=model,
+                function=fn,
             )
             self.revision += 1
             return fn
 
         return register
+
+    def emits(self, type: str, *, model: Any = None) -> None:
+        """Declare an event type the server sends on this route, with its payload's type, so
+        that `hubbub schema` documents it and types it for clients (sending is not checked)."""
+        self.server_events[type] = model
+
+    @property
+    def events(self) -> dict[str, EventSpec]:
+        """The event types clients may send, by name."""
+        return dict(self._events)
 
     def on_message(self, fn: AnyHandler) -> AnyHandler:
         """Not for channels: their messages are dispatched by type; use `@channel.on(type)`."""

@@ -172,6 +172,45 @@ def broker_from_url(url: str, app: App) -> Broker:
     raise ConfigurationError(f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB or memory")
 
 
+@main.command()
+@click.argument("target")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Where to write the AsyncAPI 3 document (JSON; - for stdout).",
+)
+@click.option(
+    "--typescript",
+    "typescript",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write TypeScript declarations typing hubbub.js per event name to this .d.ts file.",
+)
+@click.option("--title", default=None, help="The document's title (default: TARGET).")
+@click.option("--version", "doc_version", default="1.0.0", show_default=True, help="The document's version.")
+def schema(target: str, output: str, typescript: str | None, title: str | None, doc_version: str) -> None:
+    """Write the AsyncAPI 3 document of the channel routes of the app TARGET (module:attr or file.py:attr)."""
+    import orjson
+
+    from hubbub.contract import asyncapi_document, typescript_declarations
+
+    try:
+        app = load_app(target)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    name = title or target
+    text = orjson.dumps(asyncapi_document(app, title=name, version=doc_version), option=orjson.OPT_INDENT_2).decode()
+    if output == "-":
+        click.echo(text)
+    else:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    if typescript is not None:
+        Path(typescript).write_text(typescript_declarations(app, title=name), encoding="utf-8")
+
+
 @main.group()
 def demo() -> None:
     """Run a demo app on the embedded default (no services needed)."""

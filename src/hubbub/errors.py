@@ -85,3 +85,29 @@ class InvalidBody(HTTPError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(400, message)
+
+
+class ClientError(HubbubError):
+    """What `hubbub.client.Client` raises for a request or send that failed: `code` says why
+    (the server's error code, or "timeout", "disconnected", "closed", "queue_full"),
+    `message` says it for humans, and `extra` holds the error's other members."""
+
+    def __init__(self, code: str, message: str, **extra: object) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+class RequestTimeout(ClientError, TimeoutError):
+    """No reply to a client request within its timeout."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("timeout", message)
+
+
+class QueueFull(ClientError):
+    """The client is offline and its bounded queue of waiting messages is full."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("queue_full", message)

@@ -148,16 +148,21 @@ class Hub:
         try:
             await self.inbox.start(self)
         except BaseException:
-            await self.store.close()
-            await self.broker.stop()
+            try:
+                await self.store.close()
+            finally:
+                await self.broker.stop()
             raise
 
     async def stop(self) -> None:
-        """Close the inbox and the store, and disconnect the broker (after every connection closed)."""
+        """Close the inbox and the store and disconnect the broker (after every connection closed;
+        each is closed even if closing the one before failed)."""
         try:
-            await self.inbox.stop()
-            if self.store is not None:
-                await self.store.close()
+            try:
+                await self.inbox.stop()
+            finally:
+                if self.store is not None:
+                    await self.store.close()
         finally:
             await self.broker.stop()
 

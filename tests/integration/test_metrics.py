@@ -137,18 +137,20 @@ async def test_drops_are_counted_under_the_drop_policy_and_not_below_the_limit()
 
 
 async def test_backpressure_closes_are_counted_under_the_close_policy() -> None:
-    async with serve_app(burst_app(backpressure_policy="close", close_timeout=1.0)) as server:
-        async with stalled_client(server, "/echo"):
-            await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
-            calm = await server.connect("/echo")
-            await calm.send("fine")
-            assert await calm.recv() == "fine"
-            await flood_until_dropped_first(server)
-            await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
-            metrics = await scrape(server)
-            assert metrics["hubbub_backpressure_closes_total"] == 1
-            assert metrics["hubbub_dropped_messages_total"] == 1
-            await calm.close()
+    async with (
+        serve_app(burst_app(backpressure_policy="close", close_timeout=1.0)) as server,
+        stalled_client(server, "/echo"),
+    ):
+        await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
+        calm = await server.connect("/echo")
+        await calm.send("fine")
+        assert await calm.recv() == "fine"
+        await flood_until_dropped_first(server)
+        await wait_for(lambda: server.app.hub.gauges.value("hubbub_connections") == 1)
+        metrics = await scrape(server)
+        assert metrics["hubbub_backpressure_closes_total"] == 1
+        assert metrics["hubbub_dropped_messages_total"] == 1
+        await calm.close()
 
 
 async def flood_until_dropped_first(server: TestServer) -> None:

@@ -5,7 +5,8 @@
  *
  *     <script src="/hubbub/hubbub.js"></script>
  *
- * Reference these declarations with `/// <reference path="hubbub.d.ts" />`.
+ * Reference these declarations with `/// <reference path="hubbub.d.ts" />` (the global `Hubbub`),
+ * or install the npm package "hubbub-client" (package.json beside this file) and `import Hubbub = require("hubbub-client")`.
  */
 
 declare namespace Hubbub {
@@ -43,8 +44,12 @@ declare namespace Hubbub {
      * 4002 (invalid or expired token), 4003 (too many connections for the user).
      */
     noReconnectCodes?: number[];
-    /** Messages kept while (re)connecting, sent after the welcome; beyond it sends fail with "buffer_full". Default 1000. */
+    /** Events and requests kept while (re)connecting, sent after the welcome; beyond it `emit` throws and
+     * `request` rejects with "buffer_full". Default 1000. */
     maxBuffered?: number;
+    /** After close code 1013 (server at capacity, try again later) the next attempt waits at least this long, in ms.
+     * Default 5000 (the server's retry-after). */
+    overCapacityDelayMs?: number;
     /** Connect in the constructor. Default true; with false, call `connect()`. */
     autoConnect?: boolean;
     /**
@@ -53,11 +58,56 @@ declare namespace Hubbub {
      * with false, call `ack(offset)`.
      */
     autoAck?: boolean;
+    /**
+     * The inbox device this client speaks for, sent as `?device=<id>` (1-64 of A-Z a-z 0-9 _ . : -):
+     * an id of your own, or `true` for this browser's stable id, made once and kept in localStorage
+     * under `deviceKey` (for this page only when storage is unavailable). Default: none.
+     */
+    device?: string | true;
+    /** The localStorage key of the stable device id. Default "hubbub.device". */
+    deviceKey?: string;
   }
 
   interface RequestOptions {
     /** Reject with code "timeout" when no reply came within this many ms (0 or Infinity: never). */
     timeoutMs?: number;
+    /** Made while disconnected: "wait" (default) sends it after the next welcome, "fail" rejects at once
+     * with "disconnected". */
+    offline?: "wait" | "fail";
+  }
+
+  interface JoinOptions extends RequestOptions {
+    /** Ask for the room's last `history` publications; they reach the listeners first, in order. */
+    history?: number;
+  }
+
+  /** A room's position: the offset of the last publication handed to the app, and the room's epoch. */
+  interface Position {
+    offset: number;
+    epoch: string;
+  }
+
+  /** The reply to hubbub.join (offset and epoch: the room's latest position; "" epoch: no history kept). */
+  interface JoinReply {
+    room: string;
+    offset: number;
+    epoch: string;
+    recovered?: boolean;
+    publications?: Envelope[];
+  }
+
+  /**
+   * After a re-join or a gap: whether every publication missed since the room's position was recovered
+   * (and handed to the listeners, in order, once). `recovered: false` means the server's history no
+   * longer covers the gap (or the room's epoch changed): reload the room's state.
+   */
+  interface RecoveryInfo {
+    room: string;
+    recovered: boolean;
+    /** How many missed publications were recovered. */
+    missed: number;
+    offset: number | null;
+    epoch: string;
   }
 
   /** What "open" listeners and `ready()` get: the server's welcome. */
@@ -101,17 +151,13 @@ declare namespace Hubbub {
     unrecovered: string[];
   }
 
-  /** Where a client is in a room's history: the last publication it received. */
-  interface Position {
-    offset: number;
-    epoch: string;
-  }
-
   interface ClientErrorInfo {
     error: unknown;
     /** "token": the token function threw (retried with backoff); "connect": the URL or a subprotocol
-     * is invalid (the client stops); "receive": a frame that is not a JSON envelope (ignored). */
-    phase: "token" | "connect" | "receive";
+     * is invalid (the client stops); "receive": a frame that is not a JSON envelope (ignored);
+     * "recover": asking for the publications missed in a gap failed (`room` says where). */
+    phase: "token" | "connect" | "receive" | "recover";
+    room?: string;
   }
 
   /** The error object of a server's error reply or "hubbub.error" event. */
@@ -150,7 +196,7 @@ declare namespace Hubbub {
     id?: string | number;
     data?: Json;
     error?: ErrorBody;
-    /** A publication in a room with history: its room and offset. */
+    /** A publication in a room with history: its room and its offset in the room's history. */
     room?: string;
     offset?: number;
   }
@@ -160,6 +206,7 @@ declare namespace Hubbub {
     close: CloseInfo;
     reconnecting: ReconnectingInfo;
     rejoin: RejoinInfo;
+    recovery: RecoveryInfo;
     error: ClientErrorInfo;
     "hubbub.presence": Presence;
     "hubbub.error": ErrorBody;
@@ -173,7 +220,8 @@ declare namespace Hubbub {
    * "unknown_type", "validation_error", "handler_error", "timeout", "forbidden", "rate_limited", "overloaded",
    * "unauthorized", "bad_request", or an app's own), or one of the client's:
    * "timeout" (no reply in time), "disconnected" (the connection closed before the reply),
-   * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection).
+   * "closed" (client.close() was called), "buffer_full" (too much waiting for a connection);
+   * "disconnected" also for a request made offline with `offline: "fail"`.
    */
   class HubbubError extends Error {
     constructor(code: string, message?: string, extra?: { [key: string]: unknown });
@@ -186,7 +234,29 @@ declare namespace Hubbub {
     [extra: string]: unknown;
   }
 
-  class Client {
+  /**
+   * What a channel route accepts and sends, by event type: `requests` maps each type a client may
+   * send (as an event or a request) to its payload and reply, `events` each type the server sends
+   * to its payload. `hubbub schema FILE:app --typescript out.d.ts` writes one per route
+   * (`HubbubApp.<Route>`); `new Hubbub.Client<HubbubApp.Rooms>("/rooms")` is then typed by it.
+   */
+  interface ChannelSpec {
+    requests: { [type: string]: { data: unknown; reply: unknown } };
+    events: { [type: string]: unknown };
+  }
+
+  /** The spec of a client without generated types: any type, any payload. */
+  interface UntypedSpec extends ChannelSpec {
+    requests: { [type: string]: { data: any; reply: any } };
+    events: { [type: string]: any };
+  }
+
+  type RequestType<S extends ChannelSpec> = keyof S["requests"] & string;
+  type EventType<S extends ChannelSpec> = keyof S["events"] & string;
+  /** The payload argument: optional when the type's data may be undefined (untyped), else required. */
+  type DataArgument<D> = undefined extends D ? [data?: D] : [data: D];
+
+  class Client<S extends ChannelSpec = UntypedSpec> {
     /**
      * Connect to a channel route (unless `options.autoConnect` is false).
      * @param url ws://, wss://, http(s):// or a path relative to the page ("/chat").
@@ -208,27 +278,32 @@ declare namespace Hubbub {
     readonly positions: ReadonlyMap<string, Position>;
     /** The inbox device of the current connection (from its welcome), or null. */
     readonly device: string | null;
+    /** The device id this client sends (`options.device`), or null. */
+    readonly deviceId: string | null;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its
-     * "error"), or a lifecycle event ("open", "close", "reconnecting", "rejoin", "error").
+     * "error"), or a lifecycle event ("open", "close", "reconnecting", "rejoin", "recovery", "error").
      * Returns a function that removes the listener.
      */
     on<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
-    on<T = any>(type: string, fn: Listener<T>): () => void;
+    on<K extends EventType<S>>(type: K, fn: Listener<S["events"][K]>): () => void;
     /** Like `on`, for one call only. */
     once<K extends keyof LifecycleEvents>(type: K, fn: Listener<LifecycleEvents[K]>): () => void;
-    once<T = any>(type: string, fn: Listener<T>): () => void;
+    once<K extends EventType<S>>(type: K, fn: Listener<S["events"][K]>): () => void;
     /** Remove a listener (without `fn`: all listeners of `type`). */
     off(type: string, fn?: Listener<any>): void;
 
-    /** Send an event without waiting for a reply. Buffered while (re)connecting; throws a
-     * HubbubError ("closed") after `close()`. */
-    emit(type: string, data?: unknown): void;
+    /** Send an event without waiting for a reply. Buffered while (re)connecting (at most `maxBuffered`;
+     * past it, throws a HubbubError "buffer_full"); throws "closed" after `close()`. */
+    emit<K extends RequestType<S>>(type: K, ...data: DataArgument<S["requests"][K]["data"]>): void;
 
     /** Send a request; resolves with the reply's data, rejects with a HubbubError (error reply,
      * timeout, disconnect). Made while (re)connecting, it is sent after the welcome. */
-    request<R = any>(type: string, data?: unknown, options?: RequestOptions): Promise<R>;
+    request<K extends RequestType<S>>(
+      type: K,
+      ...args: [...DataArgument<S["requests"][K]["data"]>, RequestOptions?]
+    ): Promise<S["requests"][K]["reply"]>;
 
     /**
      * Answer the server's requests of `type` (`await connection.call(type, data)` on the server)
@@ -238,11 +313,15 @@ declare namespace Hubbub {
      */
     handle<T = any, R = unknown>(type: string, fn: ((data: T, envelope: Envelope) => R | Promise<R>) | null): void;
 
-    /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a reconnect. */
-    join(
-      room: string,
-      options?: RequestOptions & { history?: number },
-    ): Promise<{ room: string; offset: number; epoch: string; recovered?: boolean; publications?: Envelope[] }>;
+    /** How many events and requests wait for the connection. */
+    readonly queued: number;
+
+    /** Join a room (needs the route's `authorize` hook to allow it). Joined rooms are re-joined after a
+     * reconnect, from their position: missed publications reach the listeners in order, once, then a
+     * "recovery" event says whether everything was recovered. */
+    join(room: string, options?: JoinOptions): Promise<JoinReply>;
+    /** The position of a joined room that keeps history (null otherwise). */
+    position(room: string): Position | null;
     /** Leave a room; while disconnected it only forgets the room (membership ended with the connection). */
     leave(room: string, options?: RequestOptions): Promise<{ room: string }>;
     /** Send `data` to every member of a room as an event of `type` (null: "hubbub.message");
@@ -282,10 +361,15 @@ declare namespace Hubbub {
   const SUBPROTOCOL: string;
   /** Close codes not retried by default: 1000, 1008, 4001, 4002, 4003. */
   const NO_RECONNECT_CODES: readonly number[];
-  /** Names of the client's own events: "open", "close", "reconnecting", "rejoin", "error". */
+  /** Names of the client's own events: "open", "close", "reconnecting", "rejoin", "recovery", "error". */
   const LIFECYCLE_EVENTS: readonly string[];
 }
 
-interface Window {
-  Hubbub: typeof Hubbub;
+export = Hubbub;
+export as namespace Hubbub;
+
+declare global {
+  interface Window {
+    Hubbub: typeof Hubbub;
+  }
 }

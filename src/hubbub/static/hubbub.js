@@ -10,7 +10,8 @@
  *     const reply = await client.request("say", { room: "lobby", text: "hi" });
  *   </script>
  *
- * One classic script, no dependencies, no build step; it defines `window.Hubbub`.
+ * One classic script, no dependencies, no build step; it defines `window.Hubbub` (and is the
+ * module's export where `module.exports` exists, as in the npm package "hubbub-client").
  * The wire format is in hubbub's docs/protocol.md ("Envelope routes"); types in hubbub.d.ts.
  */
 (function (root) {
@@ -19,7 +20,9 @@
   const SUBPROTOCOL = "hubbub.v1.json";
   const TOKEN_PREFIX = "bearer.";
   const NO_RECONNECT_CODES = [1000, 1008, 4001, 4002, 4003];
-  const LIFECYCLE = ["open", "close", "reconnecting", "rejoin", "error"];
+  const LIFECYCLE = ["open", "close", "reconnecting", "rejoin", "recovery", "error"];
+  const MAX_HELD = 10000;
+  const OVER_CAPACITY = 1013;
 
   /** An error reply, a timeout, or a lost connection: `code` says which (see hubbub.d.ts). */
   class HubbubError extends Error {
@@ -44,6 +47,31 @@
     return parsed.href;
   }
 
+  const DEVICE_KEY = "hubbub.device";
+
+  /** This browser's device id: kept in localStorage under `key` (made once), or for this page
+   * only when storage is unavailable. */
+  function storedDevice(key) {
+    const made = () =>
+      "d-" + (root.crypto && root.crypto.randomUUID ? root.crypto.randomUUID() : String(Math.random()).slice(2));
+    try {
+      let id = root.localStorage.getItem(key);
+      if (!id) {
+        id = made();
+        root.localStorage.setItem(key, id);
+      }
+      return id;
+    } catch (error) {
+      return made();
+    }
+  }
+
+  function withDevice(url, device) {
+    const parsed = new URL(url);
+    parsed.searchParams.set("device", device);
+    return parsed.href;
+  }
+
   function backoffDelay(backoff, attempt) {
     const base = Math.min(backoff.maxMs, backoff.initialMs * Math.pow(backoff.factor, attempt - 1));
     const spread = base * backoff.jitter * (2 * Math.random() - 1);
@@ -56,6 +84,89 @@
     return new HubbubError(String(code || "error"), String(message || code || "error"), extra);
   }
 
+  function offsetOf(item) {
+    const offset = item && item.offset;
+    return Number.isInteger(offset) ? offset : -1;
+  }
+
+  /**
+   * One joined room's position: its epoch ("" when the room keeps no history) and the offset of the
+   * last publication handed to the app. A live publication is delivered when it is the next one,
+   * dropped when already delivered, and held while a join is in flight or after a gap; the join's
+   * reply (asking "since" the position) supplies what was missed, and the held ones follow.
+   */
+  class RoomStream {
+    constructor(room) {
+      this.room = room;
+      this.offset = null;
+      this.epoch = "";
+      this.joining = true;
+      this.held = [];
+    }
+
+    since() {
+      return this.epoch && this.offset !== null ? { offset: this.offset, epoch: this.epoch } : null;
+    }
+
+    /** What to deliver for a live publication; null: a gap, recover. */
+    live(envelope, offset) {
+      if (this.joining) {
+        this._hold(envelope);
+        return [];
+      }
+      if (this.offset === null || !this.epoch) return [envelope];
+      if (offset <= this.offset) return [];
+      if (offset === this.offset + 1) {
+        this.offset = offset;
+        return [envelope];
+      }
+      this._hold(envelope);
+      this.joining = true;
+      return null;
+    }
+
+    _hold(envelope) {
+      if (this.held.length >= MAX_HELD) this.held.shift();
+      this.held.push(envelope);
+    }
+
+    /** Apply a hubbub.join reply; returns {deliver, recovered, missed, gap}. */
+    settle(reply, recovering) {
+      const recovered = reply.recovered;
+      this.epoch = typeof reply.epoch === "string" ? reply.epoch : "";
+      const deliver = [];
+      let last = recovering && recovered === true ? this.offset : null;
+      if (!(recovering && recovered === false)) {
+        for (const item of reply.publications || []) {
+          const position = offsetOf(item);
+          if (position >= 0 && (last === null || position > last)) {
+            deliver.push(item);
+            last = position;
+          }
+        }
+      }
+      const missed = deliver.length;
+      if (Number.isInteger(reply.offset) && (last === null || reply.offset > last)) last = reply.offset;
+      const held = this.held.slice().sort((a, b) => offsetOf(a) - offsetOf(b));
+      this.held = [];
+      let gap = false;
+      for (let index = 0; index < held.length; index++) {
+        const position = offsetOf(held[index]);
+        if (last !== null && position <= last) continue;
+        if (this.epoch && last !== null && position !== last + 1) {
+          this.held = held.slice(index);
+          gap = true;
+          break;
+        }
+        deliver.push(held[index]);
+        last = position;
+      }
+      this.offset = this.epoch ? last : null;
+      this.joining = gap;
+      return { deliver, recovered: recovering && typeof recovered === "boolean" ? recovered : null, missed, gap };
+    }
+  }
+
   class Client {
     /**
      * @param {string} url  ws://, wss://, http(s):// or a path relative to the page.
@@ -63,6 +174,11 @@
      */
     constructor(url, options = {}) {
       this.url = toWebSocketUrl(url);
+      /** The device id sent as `?device=` (options.device: an id, or true for one kept in localStorage). */
+      this.deviceId = null;
+      if (typeof options.device === "string" && options.device) this.deviceId = options.device;
+      else if (options.device === true) this.deviceId = storedDevice(options.deviceKey || DEVICE_KEY);
+      if (this.deviceId !== null) this.url = withDevice(this.url, this.deviceId);
       const backoff = options.backoff || {};
       this.options = {
         token: options.token === undefined ? null : options.token,
@@ -77,6 +193,7 @@
         requestTimeoutMs: options.requestTimeoutMs ?? 10000,
         noReconnectCodes: options.noReconnectCodes ? Array.from(options.noReconnectCodes) : NO_RECONNECT_CODES,
         maxBuffered: options.maxBuffered ?? 1000,
+        overCapacityDelayMs: options.overCapacityDelayMs ?? 5000,
         autoAck: options.autoAck !== false,
       };
       /** Id of the current connection (from the welcome); null while disconnected. */
@@ -89,9 +206,8 @@
       this.device = null;
       /** Rooms joined through this client; re-joined after every reconnect. */
       this.rooms = new Set();
-      /** Per joined room that keeps history, the position of the last publication received:
-       *  { offset, epoch }. A rejoin asks for everything after it (docs/protocol.md, "History and recovery"). */
-      this.positions = new Map();
+      /** room -> RoomStream: the position of each joined room. */
+      this._streams = new Map();
 
       this._listeners = new Map();
       this._handlers = new Map();
@@ -160,12 +276,16 @@
       this._enqueue({ type, data }, null);
     }
 
-    /** Send a request and wait for its reply's data; rejects with a HubbubError. */
+    /** Send a request and wait for its reply's data; rejects with a HubbubError. Made offline, it
+     * waits for the connection (`offline: "wait"`, the default) or rejects at once (`"fail"`). */
     request(type, data, options = {}) {
       try {
         this._checkType(type);
       } catch (error) {
         return Promise.reject(error);
+      }
+      if (options.offline === "fail" && !this.connected) {
+        return Promise.reject(new HubbubError("disconnected", "not connected"));
       }
       return this._request(type, data, options.timeoutMs ?? this.options.requestTimeoutMs);
     }
@@ -254,31 +374,86 @@
 
     // ---- rooms -----------------------------------------------------------------------
 
-    /** Join a room (hubbub.join); it is re-joined after every reconnect, recovering what was missed
-     *  in a room with history. `options.history`: also get the room's last N publications (as events). */
+    /** Join a room (hubbub.join); it is re-joined after every reconnect, asking for what it missed.
+     * With `options.history`, its last publications reach the listeners first, in order. */
     async join(room, options = {}) {
-      const data = { room };
-      if (options.history !== undefined) data.history = options.history;
-      const reply = await this.request("hubbub.join", data, options);
+      const body = { room };
+      if (options.history !== undefined) body.history = options.history;
+      const existing = this._streams.get(room);
+      const stream = existing || new RoomStream(room);
+      stream.joining = true;
+      this._streams.set(room, stream);
+      let reply;
+      try {
+        reply = await this.request("hubbub.join", body, options);
+      } catch (error) {
+        if (!existing && this._streams.get(room) === stream) this._streams.delete(room);
+        else stream.joining = false;
+        throw error;
+      }
       this.rooms.add(room);
-      this._joined(room, reply);
+      if (this._streams.get(room) === stream) this._settleStream(stream, reply || {}, false);
       return reply;
     }
 
-    /** Take a join reply's position and hand its publications to the listeners, in order. */
-    _joined(room, reply) {
-      if (!reply || typeof reply.epoch !== "string" || reply.epoch === "") {
-        this.positions.delete(room);
-        return;
+    /** (offset, epoch) of the last publication of `room` handed to the app, if the room keeps history. */
+    position(room) {
+      const stream = this._streams.get(room);
+      return stream ? stream.since() : null;
+    }
+
+    /** Per joined room that keeps history, the position of the last publication handed to the app
+     * ({offset, epoch}); a rejoin recovers everything after it (docs/protocol.md, "History and recovery"). */
+    get positions() {
+      const positions = new Map();
+      for (const [room, stream] of this._streams) {
+        const since = stream.since();
+        if (since && this.rooms.has(room)) positions.set(room, since);
       }
-      this.positions.set(room, { offset: reply.offset, epoch: reply.epoch });
-      for (const publication of reply.publications || []) this._fire(publication.type, publication.data, publication);
+      return positions;
+    }
+
+    _settleStream(stream, reply, recovering) {
+      const settled = stream.settle(reply, recovering);
+      if (settled.recovered !== null) {
+        this._fire("recovery", {
+          room: stream.room,
+          recovered: settled.recovered,
+          missed: settled.missed,
+          offset: stream.offset,
+          epoch: stream.epoch,
+        });
+      }
+      for (const item of settled.deliver) this._deliver(item);
+      if (settled.gap) this._recover(stream);
+      return settled.recovered;
+    }
+
+    _deliver(envelope) {
+      if (typeof envelope.type === "string") this._fire(envelope.type, envelope.data, envelope);
+    }
+
+    /** A gap in a room's offsets: ask for what is missing with "since". */
+    _recover(stream) {
+      const since = stream.since();
+      if (!since || !this.connected || this._streams.get(stream.room) !== stream) return;
+      this._request("hubbub.join", { room: stream.room, since }, this.options.requestTimeoutMs).then(
+        (reply) => {
+          if (this._streams.get(stream.room) === stream) this._settleStream(stream, reply || {}, true);
+        },
+        (error) => {
+          if (error.code !== "disconnected" && error.code !== "closed") {
+            stream.joining = false; // the next publication after the gap asks again
+            this._fire("error", { error, phase: "recover", room: stream.room });
+          }
+        },
+      );
     }
 
     /** Leave a room (hubbub.leave). Resolves at once while disconnected: membership ended with the connection. */
     async leave(room, options = {}) {
       this.rooms.delete(room);
-      this.positions.delete(room);
+      this._streams.delete(room);
       if (!this.connected) return { room };
       try {
         return await this.request("hubbub.leave", { room }, options);
@@ -405,14 +580,27 @@
         this._answer(ws, envelope);
       } else if (type === "hubbub.error") {
         this._fire(type, envelope.error || envelope.data, envelope);
-      } else {
-        if (typeof envelope.offset === "number") {
-          const position = this.positions.get(envelope.room);
-          if (position) position.offset = envelope.offset;
-        }
-        this._fire(type, envelope.data, envelope);
-        if (typeof envelope.inbox === "number") this._inboxReceived(ws, envelope.inbox);
+      } else if (type !== "hubbub.welcome") {
+        this._publication(ws, type, envelope);
       }
+    }
+
+    _publication(ws, type, envelope) {
+      const data = envelope.data;
+      if (typeof envelope.inbox === "number") {
+        this._fire(type, data, envelope);
+        this._inboxReceived(ws, envelope.inbox);
+        return;
+      }
+      const room = typeof envelope.room === "string" ? envelope.room : data && typeof data === "object" ? data.room : undefined;
+      const stream = typeof room === "string" ? this._streams.get(room) : undefined;
+      if (!stream || !Number.isInteger(envelope.offset)) {
+        this._fire(type, data, envelope);
+        return;
+      }
+      const deliver = stream.live(envelope, envelope.offset);
+      if (deliver === null) this._recover(stream);
+      else for (const item of deliver) this._deliver(item);
     }
 
     /** A durable message reached the listeners: acknowledge it (one hubbub.ack per burst, the highest offset). */
@@ -458,17 +646,21 @@
     }
 
     _rejoin() {
-      const rooms = Array.from(this.rooms);
-      if (rooms.length === 0) return;
+      const streams = Array.from(this._streams.values()).filter((stream) => this.rooms.has(stream.room));
+      if (streams.length === 0) return;
       const timeout = this.options.requestTimeoutMs;
-      const attempts = rooms.map((room) => {
-        const data = { room };
-        const position = this.positions.get(room);
-        if (position) data.since = { offset: position.offset, epoch: position.epoch };
-        return this._request("hubbub.join", data, timeout).then(
+      const attempts = streams.map((stream) => {
+        const room = stream.room;
+        const since = stream.since();
+        const body = since ? { room, since } : { room };
+        stream.joining = true;
+        return this._request("hubbub.join", body, timeout).then(
           (reply) => {
-            this._joined(room, reply);
-            return { room, ok: true, recovered: !position || reply.recovered === true };
+            let recovered = true;
+            if (this._streams.get(room) === stream) {
+              recovered = this._settleStream(stream, reply || {}, since !== null) !== false;
+            }
+            return { room, ok: true, recovered };
           },
           (error) => ({ room, ok: false, error }),
         );
@@ -478,7 +670,10 @@
         for (const result of results) {
           if (result.ok) continue;
           const lost = result.error.code === "disconnected" || result.error.code === "closed";
-          if (!lost) this.rooms.delete(result.room);
+          if (!lost) {
+            this.rooms.delete(result.room);
+            this._streams.delete(result.room);
+          }
           failed.push({ room: result.room, error: result.error });
         }
         const rejoined = results.filter((r) => r.ok);
@@ -494,6 +689,7 @@
       this.connected = false;
       this.clientId = null;
       this._welcomed = false;
+      for (const stream of this._streams.values()) stream.joining = true;
       const retry =
         !this._stopped && this.options.reconnect && !this.options.noReconnectCodes.includes(code);
       if (!retry) {
@@ -507,13 +703,14 @@
         this._failAll(new HubbubError("disconnected", `connection lost (${code})`, { closeCode: code }), false);
       }
       this._fire("close", { code, reason, willReconnect: retry, wasClean });
-      if (retry && !this._stopped) this._schedule();
+      if (retry && !this._stopped) this._schedule(code === OVER_CAPACITY ? this.options.overCapacityDelayMs : 0);
     }
 
-    _schedule() {
+    /** Plan the next attempt: the backoff's delay, but at least `minimumMs` (the server's hint to wait). */
+    _schedule(minimumMs = 0) {
       this._attempt += 1;
       const attempt = this._attempt;
-      const delayMs = backoffDelay(this.options.backoff, attempt);
+      const delayMs = Math.max(minimumMs, backoffDelay(this.options.backoff, attempt));
       this._fire("reconnecting", { attempt, delayMs });
       clearTimeout(this._timer);
       this._timer = setTimeout(() => {
@@ -527,6 +724,11 @@
         if (includeBuffered || pending.sent) this._settle(id, error, null);
       }
       if (includeBuffered) this._buffer = [];
+    }
+
+    /** How many events and requests wait for the connection (at most `maxBuffered`). */
+    get queued() {
+      return this._buffer.length;
     }
 
     _stopReady(error) {
@@ -543,4 +745,5 @@
     NO_RECONNECT_CODES: Object.freeze(NO_RECONNECT_CODES.slice()),
     LIFECYCLE_EVENTS: Object.freeze(LIFECYCLE.slice()),
   });
+  if (typeof module === "object" && module && module.exports) module.exports = root.Hubbub;
 })(typeof window !== "undefined" ? window : globalThis);

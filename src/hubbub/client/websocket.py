@@ -1,10 +1,18 @@
-"""A small asyncio WebSocket client on hubbub's own framing (used by `hubbub.testing`)."""
+"""The raw WebSocket client: a small asyncio client on hubbub's own framing.
+
+It speaks frames, not envelopes (for envelopes, reconnects and recovery use
+`hubbub.client.Client`); `hubbub.testing` and the test suite use it to drive a
+server byte by byte. `WebSocketClient.recv()` waits at most 10 seconds by default
+(`recv(timeout=None)` waits forever), so a test that expects a message that never
+comes fails instead of hanging.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
+import ssl as ssl_module
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,7 +143,8 @@ class WebSocketClient:
         self._proto._write(encode_frame(OP_PING, payload, mask=os.urandom(4)))
 
     async def recv(self, timeout: float | None = 10.0) -> str | bytes:
-        """The next message; raises TimeoutError, or ConnectionClosed once closed and drained."""
+        """The next message; raises TimeoutError after `timeout` seconds (10 by default, None
+        waits forever), or ConnectionClosed once the connection is closed and drained."""
         proto = self._proto
         async with asyncio.timeout(timeout):
             while not proto.messages:
@@ -193,12 +202,20 @@ async def connect(
     subprotocols: list[str] | None = None,
     timeout: float = 10.0,
     max_message_size: int = 64 * 1024 * 1024,
+    ssl: ssl_module.SSLContext | None = None,
 ) -> WebSocketClient:
-    """Open a WebSocket connection to a ws:// URL; raises HandshakeError if refused."""
+    """Open a WebSocket connection to a ws:// or wss:// URL; raises HandshakeError if refused.
+
+    `wss://` uses `ssl` (an `ssl.SSLContext`), or the system's default verifying context.
+    """
     parts = urlsplit(url)
-    if parts.scheme != "ws" or parts.hostname is None:
-        raise ValueError(f"only ws:// URLs are supported, not {url!r}")
-    port = parts.port or 80
+    if parts.scheme not in ("ws", "wss") or parts.hostname is None:
+        raise ValueError(f"only ws:// and wss:// URLs are supported, not {url!r}")
+    secure = parts.scheme == "wss"
+    if ssl is not None and not secure:
+        raise ValueError(f"an SSL context was given for a ws:// URL: {url!r}")
+    context = (ssl or ssl_module.create_default_context()) if secure else None
+    port = parts.port or (443 if secure else 80)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     lines = [
@@ -214,7 +231,9 @@ async def connect(
     lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        _, proto = await loop.create_connection(lambda: _ClientProtocol(max_message_size), parts.hostname, port)
+        _, proto = await loop.create_connection(
+            lambda: _ClientProtocol(max_message_size), parts.hostname, port, ssl=context
+        )
         assert proto.transport is not None
         proto.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         head = await proto.head_done
