@@ -16,6 +16,7 @@ import pytest
 from hubbub import App, Event, Request
 from hubbub.client import WebSocketClient
 from hubbub.testing import TestServer, serve_app
+from tests.support.stalled import stalled_client
 
 with contextlib.suppress(ImportError):  # then the shared `browser` fixture skips (or fails under CI)
     from playwright.async_api import Browser, expect
@@ -24,11 +25,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 KEY = "watch-it"
 BURST = 12
-SIZE = 16 * 1024
+SIZE = 64 * 1024
+STALLED = ("/room/lobby?user=user0", "/room/games?user=user1")
+"""Two clients that stop reading after their handshake: the bursts fill their sockets, then drops begin."""
 
 
 def busy_app() -> App:
-    """Rooms to join and talk in; "burst" sends more than the backpressure limit lets through."""
+    """Rooms to join and talk in; "burst" sends the room more than a client that stopped reading can take."""
     app = App(dashboard_key=KEY, backpressure_policy="drop", max_backpressure=2 * SIZE + 64)
     room = app.websocket("/room/{room}")
 
@@ -44,7 +47,7 @@ def busy_app() -> App:
     async def say(event: Event) -> None:
         if event.data == "burst":
             for _ in range(BURST):
-                event.connection.send_nowait("x" * SIZE)
+                await event.hub.room_broadcast(event.params["room"], "x" * SIZE)
         else:
             await event.hub.room_broadcast(event.params["room"], event.data)
 
@@ -68,7 +71,9 @@ async def traffic(server: TestServer, clients: list[WebSocketClient], stop: asyn
 
 
 async def test_the_dashboard_shows_live_charts_of_real_traffic(browser: Browser, tmp_path: Path) -> None:
-    async with serve_app(busy_app()) as server:
+    async with serve_app(busy_app()) as server, contextlib.AsyncExitStack() as stalled:
+        for path in STALLED:
+            await stalled.enter_async_context(stalled_client(server, path))
         clients: list[WebSocketClient] = []
         stop = asyncio.Event()
         load = asyncio.create_task(traffic(server, clients, stop))
@@ -82,7 +87,7 @@ async def test_the_dashboard_shows_live_charts_of_real_traffic(browser: Browser,
 
             await page.goto(server.http_url(f"/_hubbub?key={KEY}"))
             await expect(page.locator("#status")).to_have_text("live")
-            await expect(page.locator("#v-connections")).to_have_text("12", timeout=15_000)
+            await expect(page.locator("#v-connections")).to_have_text(str(12 + len(STALLED)), timeout=15_000)
             await expect(page.locator("#v-rooms")).to_have_text("3")
             await expect(page.locator("#v-users")).to_have_text("5")
             await page.wait_for_function("Number(document.body.dataset.points) >= 8", timeout=15_000)
@@ -106,7 +111,7 @@ async def test_the_dashboard_shows_live_charts_of_real_traffic(browser: Browser,
             await load
             for client in clients[:5]:
                 await client.close()
-            await expect(page.locator("#v-connections")).to_have_text("7", timeout=10_000)
+            await expect(page.locator("#v-connections")).to_have_text(str(7 + len(STALLED)), timeout=10_000)
             assert errors == []
         finally:
             stop.set()
