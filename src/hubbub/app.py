@@ -24,7 +24,7 @@ from hubbub.broker.base import Broker, Registration
 from hubbub.channel import Channel
 from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
-from hubbub.errors import Abort
+from hubbub.errors import Abort, ConfigurationError
 from hubbub.events import Event
 from hubbub.http import JSONResponse, PlainTextResponse, Request, Response, StaticFiles, error_response
 from hubbub.hub import Hub
@@ -83,18 +83,15 @@ class App:
         self, options: ServerOptions | None = None, *, broker: Broker | None = None, **option_changes: Any
     ) -> None:
         base = options or ServerOptions()
-        self.options = base.replace(**option_changes) if option_changes else base
+        self._options = base.replace(**option_changes) if option_changes else base
+        self._serving = False
         self.hub = Hub(
             broker,
-            presence_grace=self.options.presence_grace,
-            room_presence_events=self.options.room_presence_events,
+            presence_grace=self._options.presence_grace,
+            room_presence_events=self._options.room_presence_events,
         )
         self._authenticator: Authenticator | None = None
-        self._handshakes = (
-            HandshakeLimiter(self.options.handshakes_per_ip, self.options.handshake_window)
-            if self.options.handshakes_per_ip is not None
-            else None
-        )
+        self._handshakes = self._handshake_limiter()
         self._ws_routes: list[tuple[PathPattern, WebSocketEndpoint]] = []
         self._http_routes: list[HttpRoute] = []
         self._static: list[tuple[str, StaticFiles]] = []
@@ -108,6 +105,27 @@ class App:
         self._pipelines: weakref.WeakKeyDictionary[WebSocketEndpoint, Pipeline] = weakref.WeakKeyDictionary()
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
+
+    @property
+    def options(self) -> ServerOptions:
+        """The server options. Assigning new ones (e.g. `app.options = app.options.replace(...)`)
+        rebuilds what is made from them; it is refused (ConfigurationError) while serving."""
+        return self._options
+
+    @options.setter
+    def options(self, options: ServerOptions) -> None:
+        if self._serving:
+            raise ConfigurationError("options cannot change while the app is serving; set them before it starts")
+        self._options = options
+        self._handshakes = self._handshake_limiter()
+        self.hub.room_presence_events = options.room_presence_events
+        self._pipelines.clear()
+
+    def _handshake_limiter(self) -> HandshakeLimiter | None:
+        opts = self._options
+        if opts.handshakes_per_ip is None:
+            return None
+        return HandshakeLimiter(opts.handshakes_per_ip, opts.handshake_window)
 
     # ---- WebSocket routes ---------------------------------------------------------------
 
@@ -281,6 +299,7 @@ class App:
 
     async def startup(self) -> list[asyncio.Task[Any]]:
         """Run startup hooks and start background tasks (done by the server)."""
+        self._serving = True
         for hook in self._startup:
             await _call(hook)
         tasks = [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
@@ -295,6 +314,7 @@ class App:
                 await _call(hook)
             except Exception:
                 logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+        self._serving = False
 
     # ---- dispatch (the server calls these) -------------------------------------------------
 

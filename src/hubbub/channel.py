@@ -26,6 +26,7 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import Codec, get_codec
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
 from hubbub.protocol.validation import Validator, validator_for
+from hubbub.text import clip
 
 if TYPE_CHECKING:
     from hubbub.connection import Connection
@@ -141,7 +142,9 @@ class Channel(WebSocketEndpoint):
         try:
             envelope = codec.decode(data)
         except EnvelopeError as exc:
-            logger.info("refused a message on connection %s (%s): %s: %s", conn.id, conn.path, exc.code, exc.message)
+            logger.info(
+                "refused a message on connection %s (%s): %s: %s", conn.id, clip(conn.path), exc.code, clip(exc.message)
+            )
             conn.send_nowait(Envelope(env.ERROR, error=exc.body()))
             return None
         if envelope.type is None:
@@ -165,22 +168,24 @@ class Channel(WebSocketEndpoint):
         try:
             result = await self._handle(event)
         except EnvelopeError as exc:
-            logger.info("%r on connection %s answered %s: %s", event.name, conn.id, exc.code, exc.message)
+            logger.info("%r on connection %s answered %s: %s", clip(event.name), conn.id, exc.code, clip(exc.message))
             self._answer_error(event, exc.body())
         except asyncio.CancelledError:
             if not event.timed_out:
                 raise
-            logger.warning("handler for %r timed out after %s s on connection %s", event.name, event.timeout, conn.id)
+            logger.warning(
+                "handler for %r timed out after %s s on connection %s", clip(event.name), event.timeout, conn.id
+            )
             self._answer_error(event, error_body(env.TIMEOUT, f"handler timed out after {event.timeout} s"))
         except Exception:
-            logger.exception("handler for %r failed on connection %s (%s)", event.name, conn.id, conn.path)
+            logger.exception("handler for %r failed on connection %s (%s)", clip(event.name), conn.id, clip(conn.path))
             self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
         else:
             if event.request_id is not None:
                 try:
                     conn.send_nowait(Envelope(None, result, id=event.request_id))
                 except TypeError:
-                    logger.exception("reply to %r on connection %s cannot be encoded", event.name, conn.id)
+                    logger.exception("reply to %r on connection %s cannot be encoded", clip(event.name), conn.id)
                     self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
 
     async def _handle(self, event: Event) -> Any:
@@ -198,14 +203,16 @@ class Channel(WebSocketEndpoint):
             return await self._client_publish(event)
         if name == env.REFRESH:
             return await event.connection.refresh_auth(event.data)
-        raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {name!r}")
+        raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {clip(name)!r}")
 
     def _answer_error(self, event: Event, error: dict[str, Any]) -> None:
         conn = event.connection
         if event.request_id is not None:
             conn.send_nowait(Envelope(None, id=event.request_id, error=error))
         else:
-            conn.send_nowait(Envelope(env.ERROR, error={**error, "type": event.name}))
+            name = event.name or ""
+            echoed = name if name in self._events else clip(name)
+            conn.send_nowait(Envelope(env.ERROR, error={**error, "type": echoed}))
 
     async def _allowed(self, event: Event, action: RoomAction, room: str) -> bool:
         if self._authorize is None:
@@ -218,16 +225,16 @@ class Channel(WebSocketEndpoint):
     async def _client_join(self, event: Event) -> dict[str, Any]:
         room = _room_of(event)
         if not await self._allowed(event, "join", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {clip(room)!r}")
         await event.hub.join(room, event.client_id)
         return {"room": room}
 
     async def _client_leave(self, event: Event) -> dict[str, Any]:
         room = _room_of(event)
         if room not in event.connection.rooms:
-            raise EnvelopeError(env.BAD_REQUEST, f"not in room {room!r}")
+            raise EnvelopeError(env.BAD_REQUEST, f"not in room {clip(room)!r}")
         if self._authorize is not None and not await self._allowed(event, "leave", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {clip(room)!r}")
         await event.hub.leave(room, event.client_id)
         return {"room": room}
 
@@ -240,7 +247,7 @@ class Channel(WebSocketEndpoint):
         if kind.startswith("hubbub.") and kind != "hubbub.message":
             raise EnvelopeError(env.BAD_REQUEST, "publication types starting with 'hubbub.' are reserved")
         if not await self._allowed(event, "publish", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {clip(room)!r}")
         conn = event.connection
         payload = {"room": room, "from": conn.id, "user": conn.user_id, "data": data.get("data")}
         delivered = await event.hub.room_broadcast(room, Envelope(kind, payload))

@@ -14,6 +14,7 @@ import click
 from hubbub.app import App
 from hubbub.broker.base import Broker
 from hubbub.errors import BrokerUnavailable, ConfigurationError
+from hubbub.runner import host_in_url
 from hubbub.runner import run as run_app
 from hubbub.workers import supervise, worker_command
 
@@ -136,7 +137,7 @@ def chat(host: str, port: int, log_level: str) -> None:
     from hubbub.demos.chat import app
 
     configure_logging(log_level)
-    click.echo(f"chat demo on http://{host}:{port}/")
+    click.echo(f"chat demo on http://{host_in_url(host)}:{port}/")
     try:
         run_app(app, host, port)
     except OSError as exc:

@@ -16,6 +16,11 @@ from hubbub.transport.server import Server
 logger = logging.getLogger("hubbub.server")
 
 
+def host_in_url(host: str) -> str:
+    """A host as it goes in a URL: an IPv6 address in brackets (RFC 3986)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 class RunningServer:
     """An app being served; `port` is the bound port. Stop it with `shutdown()`."""
 
@@ -29,8 +34,8 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        """ws://host:port of this server."""
-        return f"ws://{self.host}:{self.port}"
+        """ws://host:port of this server (an IPv6 host in brackets)."""
+        return f"ws://{host_in_url(self.host)}:{self.port}"
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop accepting, notify clients, close every connection with 1001, let handlers
@@ -77,7 +82,7 @@ async def start(
     background = await app.startup()
     server = Server(app, app.options, app.hub.stats)
     bound = await server.listen(host, port, reuse_port=reuse_port, sock=sock)
-    logger.info("hubbub serving on http://%s:%s", host, bound)
+    logger.info("hubbub serving on http://%s:%s", host_in_url(host), bound)
     return RunningServer(app, server, host, bound, background)
 
 

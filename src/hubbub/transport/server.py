@@ -19,6 +19,7 @@ import httptools
 
 from hubbub.http import Headers, Request, Response, error_response
 from hubbub.options import ServerOptions
+from hubbub.text import clip
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
@@ -27,6 +28,25 @@ from hubbub.transport.sweep import Sweep
 from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
 
 logger = logging.getLogger("hubbub.server")
+
+FD_RESERVE = 32
+"""File descriptors kept back from clients for everything else the process opens (Redis,
+files, the app's own sockets): a client accepted on a descriptor above `limit - FD_RESERVE`
+is answered 503 instead of being served, so that it learns why rather than being dropped."""
+FD_LOG_INTERVAL = 10.0
+"""At most one "out of file descriptors" warning per this many seconds."""
+
+
+def fd_ceiling(reserve: int = FD_RESERVE) -> int:
+    """The lowest descriptor number at which new clients are refused (from RLIMIT_NOFILE)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 1 << 30
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return soft - reserve if soft > 2 * reserve else soft // 2
 
 
 class Session(WebSocketListener, Protocol):
@@ -98,6 +118,7 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade_data: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
+        self._starved = False
 
     # ---- asyncio.Protocol ------------------------------------------------------
 
@@ -107,6 +128,10 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._client = (str(peer[0]), int(peer[1]))
         self._server.http_connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.fileno() >= self._server.fd_ceiling:
+            # Accept returns the lowest free descriptor: this one being high means nearly all are used.
+            self._starved = True
         self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -157,7 +182,8 @@ class HttpProtocol(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        # RFC 9110 5.5: whitespace around a field value is not part of it.
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
         # data_received measures only heads still incomplete after a read; a complete one is measured here.
@@ -198,6 +224,10 @@ class HttpProtocol(asyncio.Protocol):
     # ---- serving -----------------------------------------------------------------
 
     async def _serve(self) -> None:
+        if self._starved:
+            # Answered once the request is read: closing with unread input would reset the connection.
+            self._respond_and_close(self._server.out_of_fds())
+            return
         while self._queue and not self._done:
             request, keep_alive = self._queue.popleft()
             upgrading = self._upgrade_data is not None and not self._queue
@@ -330,6 +360,9 @@ class Server:
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
         self.closing = False
+        self.fd_ceiling = fd_ceiling()
+        self._fd_warned_at = -FD_LOG_INTERVAL
+        self._fd_refusals_logged = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
         self._all_closed = asyncio.Event()
@@ -339,6 +372,23 @@ class Server:
     def websocket_count(self) -> int:
         """Open WebSocket connections plus handshakes being decided."""
         return len(self.websockets) + self.pending_upgrades
+
+    def out_of_fds(self) -> Response:
+        """Count (and, rate-limited, log) a client refused for want of file descriptors; its 503."""
+        stats = self.stats
+        stats.fd_refusals += 1
+        now = self.loop.time()
+        if now - self._fd_warned_at >= FD_LOG_INTERVAL:
+            logger.warning(
+                "out of file descriptors (new clients reach descriptor %d of the limit %d): answering 503; "
+                "%d refused since the last warning; raise the limit (ulimit -n)",
+                self.fd_ceiling,
+                self.fd_ceiling + FD_RESERVE,
+                stats.fd_refusals - self._fd_refusals_logged,
+            )
+            self._fd_warned_at = now
+            self._fd_refusals_logged = stats.fd_refusals
+        return error_response(503, "server out of file descriptors", {"retry-after": "5"})
 
     def http_in_flight(self) -> set[asyncio.Task[None]]:
         """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
@@ -363,7 +413,7 @@ class Server:
         try:
             return await self.dispatcher.handle_http(request)
         except Exception:
-            logger.exception("HTTP handler failed for %s %s", request.method, request.path)
+            logger.exception("HTTP handler failed for %s %s", request.method, clip(request.path))
             return error_response(500, "internal server error")
 
     async def call_upgrade(self, request: Request) -> Response | Session:
@@ -371,7 +421,7 @@ class Server:
         try:
             return await self.dispatcher.handle_upgrade(request)
         except Exception:
-            logger.exception("upgrade handling failed for %s", request.path)
+            logger.exception("upgrade handling failed for %s", clip(request.path))
             return error_response(500, "internal server error")
 
     def open_websocket(

@@ -51,10 +51,12 @@ class WebSocketListener(Protocol):
 class TransportStats:
     """Counters shared by every connection of a server."""
 
-    __slots__ = ("dropped_messages",)
+    __slots__ = ("dropped_messages", "fd_refusals")
 
     def __init__(self) -> None:
         self.dropped_messages = 0
+        self.fd_refusals = 0
+        """Connections answered 503 because the process was out of file descriptors."""
 
 
 class WebSocketProtocol(asyncio.Protocol):
