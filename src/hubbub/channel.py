@@ -214,6 +214,15 @@ class Channel(WebSocketEndpoint):
             echoed = name if name in self._events else clip(name)
             conn.send_nowait(Envelope(env.ERROR, error={**error, "type": echoed}))
 
+    def _check_portable(self, publication: Envelope) -> None:
+        """Refuse a publication some member's codec cannot carry (e.g. MessagePack map keys that
+        are not strings, or binary values, for JSON members) before anyone gets it."""
+        for codec in self.codecs:
+            try:
+                codec.encode(publication)
+            except (TypeError, ValueError):
+                raise EnvelopeError(env.BAD_REQUEST, f"'data' cannot be sent to {codec.name} clients") from None
+
     async def _allowed(self, event: Event, action: RoomAction, room: str) -> bool:
         if self._authorize is None:
             return False
@@ -250,5 +259,9 @@ class Channel(WebSocketEndpoint):
             raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {clip(room)!r}")
         conn = event.connection
         payload = {"room": room, "from": conn.id, "user": conn.user_id, "data": data.get("data")}
-        delivered = await event.hub.room_broadcast(room, Envelope(kind, payload))
+        publication = Envelope(kind, payload)
+        if len(self.codecs) > 1 and (conn.codec is None or conn.codec.name != "json"):
+            # JSON data fits every codec; MessagePack data may not fit JSON.
+            self._check_portable(publication)
+        delivered = await event.hub.room_broadcast(room, publication)
         return {"room": room, "delivered": delivered}

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import jwt
+import msgpack
 import orjson
 import pydantic
 import pytest
@@ -126,6 +127,42 @@ async def test_a_huge_path_is_clipped_in_the_connect_log(caplog: pytest.LogCaptu
     connects = [line for line in hubbub_lines(caplog) if line.startswith(("connect", "disconnect"))]
     assert len(connects) == 2
     assert all(len(line) < 300 and "(8003 chars)" in line for line in connects)
+
+
+# ---- a publication every member's codec can carry ---------------------------------------------
+
+
+async def test_msgpack_data_json_cannot_carry_is_refused_before_anyone_gets_it() -> None:
+    """Found by fuzzing the envelope codecs: a MessagePack map with an integer key (or binary
+    value) broke the whole room broadcast on a mixed channel; now the publisher gets bad_request
+    and every member still gets the next publication."""
+    app = App(ping_interval=None)
+    chat = app.channel("/mixed", codecs=["json", "msgpack"])
+    chat.authorize(lambda event, action, room: True)
+    async with (
+        serve_app(app) as server,
+        ws_connect(server.url("/mixed"), subprotocols=[JSON]) as json_peer,
+        ws_connect(server.url("/mixed"), subprotocols=["hubbub.v1.msgpack"]) as packed,
+    ):
+        await json_peer.recv()
+        await packed.recv()
+        await json_peer.send(orjson.dumps({"type": "hubbub.join", "id": 1, "data": {"room": "r"}}).decode())
+        assert (await envelope(json_peer))["data"] == {"room": "r"}
+        await packed.send(msgpack.packb({"type": "hubbub.join", "id": 1, "data": {"room": "r"}}))
+        while msgpack.unpackb(await packed.recv()).get("id") != 1:
+            pass
+        for bad in ({1: "integer key"}, {"blob": b"\x00\x01"}):
+            message = {"type": "hubbub.publish", "id": 2, "data": {"room": "r", "data": bad}}
+            await packed.send(msgpack.packb(message, use_bin_type=True))
+            reply = msgpack.unpackb(await asyncio.wait_for(packed.recv(), 5))
+            refusal = {"code": "bad_request", "message": "'data' cannot be sent to json clients"}
+            assert reply == {"id": 2, "error": refusal}
+        good = {"type": "hubbub.publish", "id": 3, "data": {"room": "r", "data": {"text": "hi"}}}
+        await packed.send(msgpack.packb(good))
+        got = await envelope(json_peer)
+        while got["type"] == "hubbub.presence":
+            got = await envelope(json_peer)
+        assert got["type"] == "hubbub.message" and got["data"]["data"] == {"text": "hi"}
 
 
 # ---- header values: surrounding whitespace is not part of the value ---------------------------
