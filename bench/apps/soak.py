@@ -11,6 +11,7 @@ Run: hubbub run bench/apps/soak.py:app --port 8000 [--compression shared] [--bro
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import tracemalloc
 from typing import Any
@@ -51,6 +52,7 @@ async def stats(request: Any) -> dict[str, Any]:
         "tasks": len(asyncio.all_tasks()),
     }
     if TRACE:
+        out["collected"] = gc.collect()  # count only what is still reachable
         snapshot = tracemalloc.take_snapshot().filter_traces(
             [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
         )
