@@ -37,16 +37,22 @@ FD_LOG_INTERVAL = 10.0
 """At most one "out of file descriptors" warning per this many seconds."""
 
 
-def fd_ceiling(reserve: int = FD_RESERVE) -> int:
-    """The lowest descriptor number at which new clients are refused (from RLIMIT_NOFILE)."""
+def fd_limit() -> int | None:
+    """The process's open-file limit (soft RLIMIT_NOFILE), or None if there is none."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
-        return 1 << 30
+        return None
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def fd_ceiling(limit: int | None, reserve: int = FD_RESERVE) -> int:
+    """The lowest descriptor number at which new clients are refused (half the limit when it
+    is too low to keep the whole reserve)."""
+    if limit is None:
         return 1 << 30
-    return soft - reserve if soft > 2 * reserve else soft // 2
+    return limit - reserve if limit > 2 * reserve else limit // 2
 
 
 class Session(WebSocketListener, Protocol):
@@ -360,7 +366,8 @@ class Server:
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
         self.closing = False
-        self.fd_ceiling = fd_ceiling()
+        self.fd_limit = fd_limit()
+        self.fd_ceiling = fd_ceiling(self.fd_limit)
         self._fd_warned_at = -FD_LOG_INTERVAL
         self._fd_refusals_logged = 0
         self._servers: list[asyncio.base_events.Server] = []
@@ -380,10 +387,10 @@ class Server:
         now = self.loop.time()
         if now - self._fd_warned_at >= FD_LOG_INTERVAL:
             logger.warning(
-                "out of file descriptors (new clients reach descriptor %d of the limit %d): answering 503; "
+                "out of file descriptors (new clients reach descriptor %d of the limit %s): answering 503; "
                 "%d refused since the last warning; raise the limit (ulimit -n)",
                 self.fd_ceiling,
-                self.fd_ceiling + FD_RESERVE,
+                self.fd_limit,
                 stats.fd_refusals - self._fd_refusals_logged,
             )
             self._fd_warned_at = now
