@@ -215,8 +215,8 @@ async def main() -> None:
     results = {}
     for name in args.configs.split(","):
         results[name] = await run_config(name, args.minutes, args.sample, args.workers, args.listeners)
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=1))
+        if args.out is not None:  # after each configuration: a run cut short keeps what it measured
+            args.out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
