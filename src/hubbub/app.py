@@ -120,21 +120,18 @@ class App:
         **option_changes: Any,
     ) -> None:
         base = options or ServerOptions()
-        self.options = base.replace(**option_changes) if option_changes else base
+        self._options = base.replace(**option_changes) if option_changes else base
+        self._serving = False
         self.hub = Hub(
             broker,
-            presence_grace=self.options.presence_grace,
-            room_presence_events=self.options.room_presence_events,
+            presence_grace=self._options.presence_grace,
+            room_presence_events=self._options.room_presence_events,
             store=open_store(store),
             inbox=inbox if isinstance(inbox, Inbox) else Inbox(inbox if inbox is not None else _inbox_url(store)),
         )
         self._inbox_given = inbox is not None
         self._authenticator: Authenticator | None = None
-        self._handshakes = (
-            HandshakeLimiter(self.options.handshakes_per_ip, self.options.handshake_window)
-            if self.options.handshakes_per_ip is not None
-            else None
-        )
+        self._handshakes = self._handshake_limiter()
         self._ws_routes: list[tuple[PathPattern, WebSocketEndpoint]] = []
         self._http_routes: list[HttpRoute] = []
         self._static: list[tuple[str, StaticFiles]] = []
@@ -177,6 +174,27 @@ class App:
         `FastAPI(lifespan=rt.lifespan)` with `rt` mounted in it (without it, the app starts on
         its first request and its shutdown hooks never run)."""
         return self.asgi.lifespan(parent)
+
+    @property
+    def options(self) -> ServerOptions:
+        """The server options. Assigning new ones (e.g. `app.options = app.options.replace(...)`)
+        rebuilds what is made from them; it is refused (ConfigurationError) while serving."""
+        return self._options
+
+    @options.setter
+    def options(self, options: ServerOptions) -> None:
+        if self._serving:
+            raise ConfigurationError("options cannot change while the app is serving; set them before it starts")
+        self._options = options
+        self._handshakes = self._handshake_limiter()
+        self.hub.room_presence_events = options.room_presence_events
+        self._pipelines.clear()
+
+    def _handshake_limiter(self) -> HandshakeLimiter | None:
+        opts = self._options
+        if opts.handshakes_per_ip is None:
+            return None
+        return HandshakeLimiter(opts.handshakes_per_ip, opts.handshake_window)
 
     # ---- WebSocket routes ---------------------------------------------------------------
 
@@ -410,6 +428,7 @@ class App:
             needing = [route.pattern.template for route in self._http_routes if route.auth is True]
             if needing:
                 raise ConfigurationError(f"HTTP route {needing[0]} has auth=True but the app has no authenticator")
+        self._serving = True
         for hook in self._startup:
             await _call(hook)
         tasks = [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
@@ -424,6 +443,7 @@ class App:
                 await _call(hook)
             except Exception:
                 logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+        self._serving = False
 
     # ---- dispatch (the server calls these) -------------------------------------------------
 

@@ -64,12 +64,44 @@ def token_from_request(request: Request) -> str | None:
     return None
 
 
+INVALID_TOKEN_REASONS: Final = {
+    "ExpiredSignatureError": "token expired",
+    "ImmatureSignatureError": "invalid token: not yet valid",
+    "InvalidAudienceError": "invalid token: wrong audience",
+    "InvalidIssuerError": "invalid token: wrong issuer",
+    "InvalidIssuedAtError": "invalid token: bad iat",
+    "InvalidAlgorithmError": "invalid token: algorithm not allowed",
+    "InvalidSignatureError": "invalid token: bad signature",
+    "DecodeError": "invalid token: malformed",
+}
+"""The close reason (and refresh error message) of each way a JWT can fail; stable and
+documented in docs/protocol.md. A missing required claim is "invalid token: missing claim 'NAME'";
+anything else is "invalid token"."""
+
+
+def invalid_token_reason(exc: Exception) -> str:
+    """The stable, documented reason for a PyJWT error (never PyJWT's own text)."""
+    import jwt
+
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"invalid token: missing claim {exc.claim!r}"
+    for kind in type(exc).__mro__:
+        reason = INVALID_TOKEN_REASONS.get(kind.__name__)
+        if reason is not None:
+            return reason
+    return "invalid token"
+
+
 class JWTAuth:
     """Verify JSON Web Tokens (HS256 with `secret`, RS256 with `public_key`).
 
     Checks signature, `exp`, `nbf`, and `aud`/`iss` when given. The user id is the
     `user_claim` claim (default "sub"); the `info_claims` (default "name") become
     `User.info`, shown to other clients; all claims are in `User.claims`.
+
+    `require` names claims a token must carry (besides `user_claim`). The default,
+    `("exp",)`, refuses tokens that never expire, so that no connection (and no
+    `hubbub.refresh`) can become permanent; pass `require=()` to accept them.
     """
 
     def __init__(
@@ -83,6 +115,7 @@ class JWTAuth:
         leeway: float = 0.0,
         user_claim: str = "sub",
         info_claims: Iterable[str] = ("name",),
+        require: Iterable[str] = ("exp",),
     ) -> None:
         if (secret is None) == (public_key is None):
             raise ConfigurationError("JWTAuth needs exactly one of secret (HS256) or public_key (RS256)")
@@ -93,6 +126,7 @@ class JWTAuth:
         self.leeway = leeway
         self.user_claim = user_claim
         self.info_claims = tuple(info_claims)
+        self.require = [user_claim, *(name for name in require if name != user_claim)]
 
     def verify_token(self, token: str) -> User:
         """The user a token names; raises AuthError(4002) if it is invalid or expired."""
@@ -106,12 +140,10 @@ class JWTAuth:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": [self.user_claim]},
+                options={"require": self.require},
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError(CLOSE_INVALID_TOKEN, "token expired") from None
         except jwt.PyJWTError as exc:
-            raise AuthError(CLOSE_INVALID_TOKEN, f"invalid token: {exc}") from None
+            raise AuthError(CLOSE_INVALID_TOKEN, invalid_token_reason(exc)) from None
         user_id = claims.get(self.user_claim)
         if not isinstance(user_id, str | int) or user_id == "":
             raise AuthError(CLOSE_INVALID_TOKEN, f"invalid token: claim {self.user_claim!r} is not an id")

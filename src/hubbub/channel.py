@@ -27,6 +27,7 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import Codec, get_codec
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
 from hubbub.protocol.validation import Validator, validator_for
+from hubbub.text import clip
 from hubbub.transport.message import BackpressurePolicy
 
 if TYPE_CHECKING:
@@ -216,7 +217,9 @@ class Channel(WebSocketEndpoint):
         try:
             envelope = codec.decode(data)
         except EnvelopeError as exc:
-            logger.info("refused a message on connection %s (%s): %s: %s", conn.id, conn.path, exc.code, exc.message)
+            logger.info(
+                "refused a message on connection %s (%s): %s: %s", conn.id, clip(conn.path), exc.code, clip(exc.message)
+            )
             conn.send_nowait(Envelope(env.ERROR, error=exc.body()))
             return None
         if envelope.type is None:
@@ -247,22 +250,24 @@ class Channel(WebSocketEndpoint):
             if isinstance(result, _Then):
                 result, then = result.reply, result.then
         except EnvelopeError as exc:
-            logger.info("%r on connection %s answered %s: %s", event.name, conn.id, exc.code, exc.message)
+            logger.info("%r on connection %s answered %s: %s", clip(event.name), conn.id, exc.code, clip(exc.message))
             self._answer_error(event, exc.body())
         except asyncio.CancelledError:
             if not event.timed_out:
                 raise
-            logger.warning("handler for %r timed out after %s s on connection %s", event.name, event.timeout, conn.id)
+            logger.warning(
+                "handler for %r timed out after %s s on connection %s", clip(event.name), event.timeout, conn.id
+            )
             self._answer_error(event, error_body(env.TIMEOUT, f"handler timed out after {event.timeout} s"))
         except Exception:
-            logger.exception("handler for %r failed on connection %s (%s)", event.name, conn.id, conn.path)
+            logger.exception("handler for %r failed on connection %s (%s)", clip(event.name), conn.id, clip(conn.path))
             self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
         else:
             if event.request_id is not None:
                 try:
                     conn.send_nowait(Envelope(None, result, id=event.request_id))
                 except TypeError:
-                    logger.exception("reply to %r on connection %s cannot be encoded", event.name, conn.id)
+                    logger.exception("reply to %r on connection %s cannot be encoded", clip(event.name), conn.id)
                     self._answer_error(event, error_body(env.HANDLER_ERROR, "internal error"))
             if then is not None:
                 await then()
@@ -284,14 +289,25 @@ class Channel(WebSocketEndpoint):
             return await event.connection.refresh_auth(event.data)
         if name == inbox_wire.ACK:
             return await event.hub.inbox.ack(event.connection, event.data)
-        raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {name!r}")
+        raise EnvelopeError(env.UNKNOWN_TYPE, f"unknown event type {clip(name)!r}")
 
     def _answer_error(self, event: Event, error: dict[str, Any]) -> None:
         conn = event.connection
         if event.request_id is not None:
             conn.send_nowait(Envelope(None, id=event.request_id, error=error))
         else:
-            conn.send_nowait(Envelope(env.ERROR, error={**error, "type": event.name}))
+            name = event.name or ""
+            echoed = name if name in self._events else clip(name)
+            conn.send_nowait(Envelope(env.ERROR, error={**error, "type": echoed}))
+
+    def _check_portable(self, publication: Envelope) -> None:
+        """Refuse a publication some member's codec cannot carry (e.g. MessagePack map keys that
+        are not strings, or binary values, for JSON members) before anyone gets it."""
+        for codec in self.codecs:
+            try:
+                codec.encode(publication)
+            except (TypeError, ValueError):
+                raise EnvelopeError(env.BAD_REQUEST, f"'data' cannot be sent to {codec.name} clients") from None
 
     async def _allowed(self, event: Event, action: RoomAction, room: str) -> bool:
         if self._authorize is None:
@@ -305,7 +321,7 @@ class Channel(WebSocketEndpoint):
         room = _room_of(event)
         since, epoch, last = _position_asked(event.data)
         if not await self._allowed(event, "join", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to join {clip(room)!r}")
         recovery = await event.hub.join_with_history(room, event.client_id, since=since, epoch=epoch, last=last)
 
         async def joined() -> None:
@@ -317,9 +333,9 @@ class Channel(WebSocketEndpoint):
     async def _client_leave(self, event: Event) -> _Then:
         room = _room_of(event)
         if room not in event.connection.rooms:
-            raise EnvelopeError(env.BAD_REQUEST, f"not in room {room!r}")
+            raise EnvelopeError(env.BAD_REQUEST, f"not in room {clip(room)!r}")
         if self._authorize is not None and not await self._allowed(event, "leave", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to leave {clip(room)!r}")
         await event.hub.leave(room, event.client_id)
 
         async def left() -> None:
@@ -348,7 +364,7 @@ class Channel(WebSocketEndpoint):
         if kind.startswith("hubbub.") and kind != "hubbub.message":
             raise EnvelopeError(env.BAD_REQUEST, "publication types starting with 'hubbub.' are reserved")
         if not await self._allowed(event, "publish", room):
-            raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {room!r}")
+            raise EnvelopeError(env.FORBIDDEN, f"not allowed to publish to {clip(room)!r}")
         key = data.get("idempotency_key")
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY):
             raise EnvelopeError(
@@ -356,7 +372,11 @@ class Channel(WebSocketEndpoint):
             )
         conn = event.connection
         payload = {"room": room, "from": conn.id, "user": conn.user_id, "data": data.get("data")}
-        published = await event.hub.publish(room, Envelope(kind, payload), idempotency_key=key)
+        publication = Envelope(kind, payload)
+        if len(self.codecs) > 1 and (conn.codec is None or conn.codec.name != "json"):
+            # JSON data fits every codec; MessagePack data may not fit JSON.
+            self._check_portable(publication)
+        published = await event.hub.publish(room, publication, idempotency_key=key)
         reply: dict[str, Any] = {"room": room, "delivered": published.delivered}
         if published.epoch:
             reply.update(offset=published.offset, epoch=published.epoch, duplicate=published.duplicate)

@@ -18,6 +18,7 @@ from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.folder import is_handler_folder, load_folder
 from hubbub.loading import describe_failure, load_module
 from hubbub.logs import configure_logging
+from hubbub.runner import host_in_url
 from hubbub.runner import run as run_app
 from hubbub.tls import server_context
 from hubbub.workers import supervise, worker_command
@@ -225,7 +226,7 @@ def chat(host: str, port: int, log_level: str) -> None:
     from hubbub.demos.chat import app
 
     configure_logging(log_level)
-    click.echo(f"chat demo on http://{host}:{port}/")
+    click.echo(f"chat demo on http://{host_in_url(host)}:{port}/")
     try:
         run_app(app, host, port)
     except OSError as exc:

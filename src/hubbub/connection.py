@@ -19,6 +19,7 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope, EnvelopeError
 from hubbub.ratelimit import TokenBucket
+from hubbub.text import clip
 from hubbub.transport.framing import is_valid_close_code
 from hubbub.transport.message import Outgoing
 
@@ -303,7 +304,7 @@ class Connection:
         self.hub.add(self)
         if self.user is not None and self.user.expires_at is not None:
             self.watch_expiry(self._verifier)
-        logger.info("connect %s %s from %s", self.id, self.request.path, self.request.client[0])
+        logger.info("connect %s %s from %s", self.id, clip(self.request.path), self.request.client[0])
         welcome = self._pipeline.endpoint.welcome(self)
         if welcome is not None:
             self.send_nowait(welcome)
@@ -371,7 +372,7 @@ class Connection:
                 if not future.done():
                     future.set_exception(ConnectionClosed(f"closed with {code}"))
         rooms = self.hub.remove(self)
-        logger.info("disconnect %s %s from %s code=%s", self.id, self.request.path, self.request.client[0], code)
+        logger.info("disconnect %s %s from %s code=%s", self.id, clip(self.request.path), self.request.client[0], code)
         event = Event("disconnect", self)
         event.close_code = code
         event.close_reason = reason
@@ -448,7 +449,7 @@ class Connection:
             "%s handler failed on connection %s (%s)",
             event.type,
             self.id,
-            self.request.path,
+            clip(self.request.path),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
 

@@ -53,6 +53,11 @@ class HubbubCollector(Collector):
             "Connections closed (1008) for going over the backpressure limit.",
             stats.backpressure_closes,
         )
+        yield _counter(
+            "hubbub_fd_refusals",
+            "Connections answered 503 because the process was out of file descriptors.",
+            stats.fd_refusals,
+        )
         yield self._handler_seconds()
         yield from self._gauges()
         yield from self._broker()

@@ -18,6 +18,11 @@ from hubbub.transport.server import Dispatcher, Server
 logger = logging.getLogger("hubbub.server")
 
 
+def host_in_url(host: str) -> str:
+    """A host as it goes in a URL: an IPv6 address in brackets (RFC 3986)."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
 class RunningServer:
     """An app being served; `port` is the bound port. Stop it with `shutdown()`."""
 
@@ -50,8 +55,8 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        """ws://host:port (wss:// with TLS) of this server."""
-        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}"
+        """ws://host:port (wss:// with TLS) of this server (an IPv6 host in brackets)."""
+        return f"{'wss' if self.tls else 'ws'}://{host_in_url(self.host)}:{self.port}"
 
     async def shutdown(self, timeout: float | None = None) -> bool:
         """Stop accepting, notify clients, close every connection with 1001, let handlers
@@ -126,12 +131,12 @@ async def start(
     server = Server(dispatcher, opts, app.hub.stats)
     bound = await server.listen(host, port, reuse_port=reuse_port, sock=sock, ssl=context)
     scheme = "https" if context is not None else "http"
-    logger.info("hubbub serving on %s://%s:%s", scheme, host, bound)
+    logger.info("hubbub serving on %s://%s:%s", scheme, host_in_url(host), bound)
     internal = internal_port = None
     if ops is not None and opts.internal_port is not None:
         internal = Server(ops.app, opts, ops.app.hub.stats)
         internal_port = await internal.listen(host, opts.internal_port, reuse_port=reuse_port)
-        logger.info("metrics and dashboard on http://%s:%s", host, internal_port)
+        logger.info("metrics and dashboard on http://%s:%s", host_in_url(host), internal_port)
     return RunningServer(
         app,
         server,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,8 @@ def fresh(prefix: str) -> str:
 
 def token(user_id: str, name: str | None = None) -> str:
     """A JWT the cluster app accepts for `user_id`."""
-    return jwt.encode({"sub": user_id, "name": name or user_id}, SECRET, algorithm="HS256")
+    claims = {"sub": user_id, "name": name or user_id, "exp": time.time() + 3600}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
 async def http(node: Node, method: str, path: str, body: str = "") -> tuple[int, Any]:

@@ -37,7 +37,8 @@ PROFILES = {
 async def connect(server: TestServer, stack: AsyncExitStack, lib: Lib, user: str) -> Device:
     """Connect `user` to /chat with `lib` and read the welcome; closed when `stack` exits."""
     url = server.url("/chat")
-    headers = {"authorization": f"Bearer {jwt.encode({'sub': user, **PROFILES[user]}, SECRET)}"}
+    token = jwt.encode({"sub": user, "exp": time.time() + 600, **PROFILES[user]}, SECRET)
+    headers = {"authorization": f"Bearer {token}"}
     device = await connect_device(lib, url, headers)
     stack.push_async_callback(device.close)
     await device.read_welcome(user)

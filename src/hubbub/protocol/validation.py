@@ -8,13 +8,29 @@ from typing import Any
 
 from hubbub.errors import ConfigurationError
 from hubbub.protocol.envelope import VALIDATION_ERROR, EnvelopeError
+from hubbub.text import clip
 
 Validator = Callable[[Any], Any]
 
 
+MAX_FIELDS = 10
+"""Field errors reported for one message (a payload can carry thousands of wrong keys)."""
+MESSAGE_LIMIT = 200
+"""Characters kept of a validator's message (some quote the client's value)."""
+
+
 def _invalid(fields: list[dict[str, Any]]) -> EnvelopeError:
-    names = ", ".join(".".join(str(part) for part in field["loc"]) or "data" for field in fields)
-    return EnvelopeError(VALIDATION_ERROR, f"invalid data: {names}", fields=fields)
+    bounded = [
+        {
+            "loc": [part if isinstance(part, int) else clip(part) for part in field["loc"]],
+            "message": clip(field["message"], MESSAGE_LIMIT),
+        }
+        for field in fields[:MAX_FIELDS]
+    ]
+    names = ", ".join(".".join(str(part) for part in field["loc"]) or "data" for field in bounded)
+    if len(fields) > MAX_FIELDS:
+        names += f" (and {len(fields) - MAX_FIELDS} more)"
+    return EnvelopeError(VALIDATION_ERROR, f"invalid data: {names}", fields=bounded)
 
 
 _MISSING_FIELD = "Object missing required field `"

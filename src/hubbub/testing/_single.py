@@ -20,7 +20,7 @@ import orjson
 
 from hubbub.app import App
 from hubbub.client import WebSocketClient, connect
-from hubbub.runner import RunningServer, start
+from hubbub.runner import RunningServer, host_in_url, start
 
 
 class HttpResult:
@@ -54,11 +54,11 @@ class TestServer:
 
     def url(self, path: str = "/") -> str:
         """The ws:// URL of `path`."""
-        return f"ws://{self.host}:{self.port}{path}"
+        return f"ws://{host_in_url(self.host)}:{self.port}{path}"
 
     def http_url(self, path: str = "/") -> str:
         """The http:// URL of `path`."""
-        return f"http://{self.host}:{self.port}{path}"
+        return f"http://{host_in_url(self.host)}:{self.port}{path}"
 
     async def connect(self, path: str = "/", **kwargs: Any) -> WebSocketClient:
         """Open a WebSocket to `path` (see `hubbub.client.connect` for options)."""

@@ -138,6 +138,14 @@ class MessageReader:
         self._m_decoder: codecs.IncrementalDecoder | None = None
         self._m_compressed = False
 
+    def release(self) -> None:
+        """The connection is gone: drop the buffers and the decompressor; feed nothing more."""
+        self._failed = True
+        self._buf = b""
+        self._m_parts = None
+        self._f_control_parts = None
+        self._inflater = None
+
     def feed(self, data: bytes) -> list[Event]:
         """Parse `data` (appended to what is buffered); return the completed events."""
         events: list[Event] = []

@@ -21,6 +21,7 @@ import httptools
 
 from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.options import ServerOptions
+from hubbub.text import clip
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
@@ -36,6 +37,30 @@ MAX_PIPELINED = 16
 the socket is not read (a client pipelining without reading cannot grow the queue)."""
 FEED_SLICE = 16 * 1024
 """A read is parsed in slices of this size, so a full pipeline stops the parsing mid-read."""
+FD_RESERVE = 32
+"""File descriptors kept back from clients for everything else the process opens (Redis,
+files, the app's own sockets): a client accepted on a descriptor above `limit - FD_RESERVE`
+is answered 503 instead of being served, so that it learns why rather than being dropped."""
+FD_LOG_INTERVAL = 10.0
+"""At most one "out of file descriptors" warning per this many seconds."""
+
+
+def fd_limit() -> int | None:
+    """The process's open-file limit (soft RLIMIT_NOFILE), or None if there is none."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def fd_ceiling(limit: int | None, reserve: int = FD_RESERVE) -> int:
+    """The lowest descriptor number at which new clients are refused (half the limit when it
+    is too low to keep the whole reserve)."""
+    if limit is None:
+        return 1 << 30
+    return limit - reserve if limit > 2 * reserve else limit // 2
 
 
 class Session(WebSocketListener, Protocol):
@@ -120,6 +145,7 @@ class HttpProtocol(asyncio.Protocol):
         """Bytes read but not parsed while the pipeline is full (reading is paused meanwhile)."""
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
+        self._starved = False
 
     # ---- asyncio.Protocol ------------------------------------------------------
 
@@ -129,6 +155,10 @@ class HttpProtocol(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self._client = (str(peer[0]), int(peer[1]))
         self._server.http_connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.fileno() >= self._server.fd_ceiling:
+            # Accept returns the lowest free descriptor: this one being high means nearly all are used.
+            self._starved = True
         self._arm_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -216,7 +246,8 @@ class HttpProtocol(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        # RFC 9110 5.5: whitespace around a field value is not part of it.
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip(" \t")))
 
     def on_headers_complete(self) -> None:
         # data_received measures only heads still incomplete after a read; a complete one is measured here.
@@ -258,6 +289,10 @@ class HttpProtocol(asyncio.Protocol):
     # ---- serving -----------------------------------------------------------------
 
     async def _serve(self) -> None:
+        if self._starved:
+            # Answered once the request is read: closing with unread input would reset the connection.
+            self._respond_and_close(self._server.out_of_fds())
+            return
         while self._queue and not self._done:
             request, keep_alive = self._queue.popleft()
             if self._stash:
@@ -442,6 +477,10 @@ class Server:
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
         self.closing = False
+        self.fd_limit = fd_limit()
+        self.fd_ceiling = fd_ceiling(self.fd_limit)
+        self._fd_warned_at = -FD_LOG_INTERVAL
+        self._fd_refusals_logged = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
         self._all_closed = asyncio.Event()
@@ -451,6 +490,23 @@ class Server:
     def websocket_count(self) -> int:
         """Open WebSocket connections plus handshakes being decided."""
         return len(self.websockets) + self.pending_upgrades
+
+    def out_of_fds(self) -> Response:
+        """Count (and, rate-limited, log) a client refused for want of file descriptors; its 503."""
+        stats = self.stats
+        stats.fd_refusals += 1
+        now = self.loop.time()
+        if now - self._fd_warned_at >= FD_LOG_INTERVAL:
+            logger.warning(
+                "out of file descriptors (new clients reach descriptor %d of the limit %s): answering 503; "
+                "%d refused since the last warning; raise the limit (ulimit -n)",
+                self.fd_ceiling,
+                self.fd_limit,
+                stats.fd_refusals - self._fd_refusals_logged,
+            )
+            self._fd_warned_at = now
+            self._fd_refusals_logged = stats.fd_refusals
+        return error_response(503, "server out of file descriptors", {"retry-after": "5"})
 
     def http_in_flight(self) -> set[asyncio.Task[None]]:
         """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
@@ -486,7 +542,7 @@ class Server:
                 response.body = as_body(response.body)  # a body set after construction is checked here
             return response
         except Exception:
-            logger.exception("HTTP handler failed for %s %s", request.method, request.path)
+            logger.exception("HTTP handler failed for %s %s", request.method, clip(request.path))
             return error_response(500, "internal server error")
 
     async def call_upgrade(self, request: Request) -> Response | Session:
@@ -494,7 +550,7 @@ class Server:
         try:
             return await self.dispatcher.handle_upgrade(request)
         except Exception:
-            logger.exception("upgrade handling failed for %s", request.path)
+            logger.exception("upgrade handling failed for %s", clip(request.path))
             return error_response(500, "internal server error")
 
     def open_websocket(

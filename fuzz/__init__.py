@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz harnesses (atheris) and the libFuzzer harness of the C speed-ups."""
