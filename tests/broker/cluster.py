@@ -64,6 +64,7 @@ class BrokerCluster:
         decisions, publications) stop without unregistering anything, as if its process had been SIGKILLed."""
         node = self.nodes[index]
         assert isinstance(node, RedisBroker), "only a Redis node can die on its own"
+        node._stopping = True  # its loops end even if a cancel is swallowed (redis-py's wait_for on 3.11)
         tasks = [task for task in (node._beat_task, node._listen_task, *node._tasks) if task is not None]
         for task in tasks:
             task.cancel()

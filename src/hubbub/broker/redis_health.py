@@ -52,7 +52,8 @@ class RedisHealth(RedisPubSub):
         # Not `while True`: on Python 3.11 redis-py's asyncio.wait_for can swallow stop()'s cancel.
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.heartbeat)
+                async with asyncio.timeout(self.heartbeat):  # not wait_for: on 3.11 it can swallow a cancel
+                    await self._wake.wait()
             self._wake.clear()
             self._notice_pause()
             try:
@@ -82,9 +83,18 @@ class RedisHealth(RedisPubSub):
 
     async def _beat(self) -> None:
         assert self._redis is not None
-        async with asyncio.timeout(self.check_timeout):
-            sent = time.time()
-            redis_now, held = await self._redis.eval(lua.RENEW, 0, self.ns, self.node_id, self._epoch, self._lease_ms)
+        asked = time.monotonic()
+        try:
+            async with asyncio.timeout(self.check_timeout):
+                sent = time.time()
+                redis_now, held = await self._redis.eval(
+                    lua.RENEW, 0, self.ns, self.node_id, self._epoch, self._lease_ms
+                )
+        except TimeoutError:
+            if time.monotonic() - asked > 1.5 * self.check_timeout:
+                self._wake.set()  # this node's own loop ran late (the answer may be unread): ask again now
+                return
+            raise
         self._set_clock(int(redis_now), sent)
         if not self._connected:
             logger.info("node %s reaches Redis again", self.node_id)
@@ -129,11 +139,11 @@ class RedisHealth(RedisPubSub):
         self._needs_resync = True
 
     def _unreachable(self, reason: str) -> None:
-        """Redis did not answer: serve local clients only, and stop every wait on Redis now."""
+        """Redis did not answer: serve local clients only, and stop every wait on Redis now. Every write
+        skipped or failed from now on asks for the state to be rewritten once Redis answers again."""
         if self._connected:
             logger.warning("Redis unreachable (%s); serving local clients only", reason)
         self._connected = False
-        self._needs_resync = True
         self._ping_sent = None
         self._hold_reaping()
         self._scripts.abandon(ConnectionError("Redis is unreachable"))
