@@ -89,4 +89,3 @@ async def test_a_burst_reaches_a_fast_reader_and_the_publisher_in_full(count: in
             # More than the kernel takes for a reader with a 4 KiB window: the stalled ones are closed.
             await wait_for(lambda: set(fan.closed) == stalled_ids, timeout=15)
             assert set(fan.closed.values()) == {1008}
-
