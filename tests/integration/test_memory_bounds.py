@@ -26,6 +26,8 @@ from tests.support.processes import free_port, wait_accepting
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
 FLOOD_SECONDS = 5.0
+
+pytestmark = pytest.mark.timeout(150)  # real floods against a child process, on a shared machine
 FLOOD_ALLOWANCE = 32 * MiB
 """What a flood may add to the server's RSS (the issue allows +32 MB for a 20 s flood)."""
 

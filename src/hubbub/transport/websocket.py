@@ -98,6 +98,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "_reader",
         "_reading_paused",
         "_stats",
+        "_throttled",
         "close_code",
         "close_reason",
         "dropped",
@@ -145,6 +146,8 @@ class WebSocketProtocol(asyncio.Protocol):
         """Messages held under the "conflate" policy until the socket drains, by key."""
         self._conflated_size = 0
         self._reading_paused = False
+        self._throttled = False
+        """Not reading this peer until it takes what was written to it (see `data_received`)."""
         self.state = OPEN
         self.close_code = CLOSE_ABNORMAL
         self.close_reason = ""
@@ -203,6 +206,11 @@ class WebSocketProtocol(asyncio.Protocol):
                     listener.ws_error(ProtocolError(event[1], event[2]))
                 self._fail(event[1], event[2])
                 return
+        if self._paused and not self._throttled and self.state == OPEN:
+            # This peer is not taking what we write to it (its own echoes, say): read no more of
+            # what it sends until it does, so TCP slows it down rather than its backlog growing.
+            self._throttled = True
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         if self.state != CLOSED:
@@ -239,13 +247,14 @@ class WebSocketProtocol(asyncio.Protocol):
         """Stop reading from the socket (the app is behind on this connection's messages)."""
         if not self._reading_paused and self.state != CLOSED:
             self._reading_paused = True
-            self.transport.pause_reading()
+            if not self._throttled:
+                self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Read from the socket again."""
         if self._reading_paused:
             self._reading_paused = False
-            if not self.transport.is_closing():
+            if not self._throttled and not self.transport.is_closing():
                 self.transport.resume_reading()
 
     # ---- outgoing -------------------------------------------------------------
@@ -383,6 +392,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self._throttled:
+            self._throttled = False
+            if not self._reading_paused and not self.transport.is_closing():
+                self.transport.resume_reading()
         if self.state != OPEN:
             return
         conflated = self._conflated
@@ -420,6 +433,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.state = CLOSING
         self.close_code = code
         self.close_reason = reason
+        if self._throttled and not self._reading_paused:
+            self._throttled = False  # the peer's answer to our close frame must be read
+            self.transport.resume_reading()
         self._queue(encode_frame(OP_CLOSE, close_payload(code, reason)))
         self._close_timer = asyncio.get_running_loop().call_later(self._opts.close_timeout, self.abort)
 
