@@ -153,6 +153,24 @@ class Hub:
             finally:
                 await self.broker.stop()
             raise
+        self._add_store_gauges()
+
+    def _add_store_gauges(self) -> None:
+        """Report the history's and the inbox's sizes where this process holds them."""
+        assert self.store is not None
+        history = self.store.history
+        if history.sizes() is not None:
+            self.gauges.add(
+                "hubbub_history_size",
+                "Room histories kept by this process.",
+                lambda: history.sizes() or {},
+                label="kind",
+            )
+        inbox = self.inbox.store
+        if inbox is not None and inbox.sizes() is not None:
+            self.gauges.add(
+                "hubbub_inbox_size", "Offline inboxes kept by this process.", lambda: inbox.sizes() or {}, label="kind"
+            )
 
     async def stop(self) -> None:
         """Close the inbox and the store and disconnect the broker (after every connection closed;

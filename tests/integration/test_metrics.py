@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hubbub import App, Event, Request
+from hubbub import App, Envelope, Event, Request
 from hubbub.broker.redis import RedisBroker
 from hubbub.testing import RedisServer, TestServer, serve_app, wait_for
 from tests.support.stalled import stalled_client
@@ -233,3 +233,21 @@ async def test_redis_broker_state_and_publication_lag() -> None:
             redis.stop()
             await wait_for(lambda: not broker.ready, timeout=10)
             assert (await scrape(server))["hubbub_broker_up"] == 0
+
+
+async def test_history_and_inbox_sizes_are_reported_where_this_process_keeps_them() -> None:
+    app = App()
+    app.history("kept:*", size=2, ttl=60)
+    async with serve_app(app) as server:
+        metrics = await scrape(server)
+        assert metrics['hubbub_history_size{kind="streams"}'] == 0
+        assert metrics['hubbub_inbox_size{kind="messages"}'] == 0
+        for n in range(3):  # the history keeps the last 2
+            await app.hub.room_broadcast("kept:a", Envelope("n", n))
+        await app.hub.room_broadcast("plain", Envelope("n", 0))  # no history: not counted
+        await app.hub.send_to_user("away", Envelope("note", "hi"), durable=True)
+        metrics = await scrape(server)
+        assert metrics['hubbub_history_size{kind="streams"}'] == 1
+        assert metrics['hubbub_history_size{kind="publications"}'] == 2
+        assert metrics['hubbub_inbox_size{kind="users"}'] == 1
+        assert metrics['hubbub_inbox_size{kind="messages"}'] == 1

@@ -128,6 +128,11 @@ class HistoryEngine(ABC):
     async def remove(self, room: str) -> None:
         """Forget a room's stream (its next publication starts a new epoch)."""
 
+    def sizes(self) -> dict[str, int] | None:
+        """What this process holds ({"streams": rooms, "publications": kept}), read by the metrics;
+        None where the streams live elsewhere (Redis: its own tools measure them)."""
+        return None
+
 
 def check_read(since: int | None, last: int | None, limit: int | None) -> None:
     """Refuse contradictory or negative read arguments (ValueError)."""

@@ -87,6 +87,9 @@ class MemoryHistory(HistoryEngine):
         self.created(room, stream)
         return stream
 
+    def sizes(self) -> dict[str, int]:
+        return {"streams": len(self.streams), "publications": sum(len(s.entries) for s in self.streams.values())}
+
     def created(self, room: str, stream: Stream) -> None:
         """A stream began (a new epoch); engines that write streams out record it."""
 

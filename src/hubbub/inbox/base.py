@@ -98,6 +98,11 @@ class InboxStore(ABC):
     async def cursor(self, user_id: str, device: str) -> int | None:
         """A device's cursor, or None if the device is not known."""
 
+    def sizes(self) -> dict[str, int] | None:
+        """What this process holds ({"users": inboxes, "messages": kept}), read by the metrics;
+        None where the inboxes live elsewhere (a SQLite file, Redis: their own tools measure them)."""
+        return None
+
     @abstractmethod
     async def last(self, user_id: str) -> int:
         """The user's last offset (0 before the first message)."""

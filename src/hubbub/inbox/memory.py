@@ -37,6 +37,9 @@ class MemoryInboxStore(InboxStore):
         self._last: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
+    def sizes(self) -> dict[str, int]:
+        return {"users": len(self._streams), "messages": sum(len(s.messages) for s in self._streams.values())}
+
     async def start(self) -> None:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="hubbub-inbox-sweep")
