@@ -11,7 +11,8 @@ from it (the SQLite database, the Redis client) so they share one file or one po
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qsl, urlsplit
 
 from hubbub.errors import ConfigurationError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from hubbub.broker.base import Broker
+    from hubbub.broker.redis import RedisBroker
     from hubbub.broker.redis_batch import ScriptBatch
     from hubbub.history.sqlite_db import SqliteDatabase
 
@@ -93,9 +95,7 @@ class RedisStore(Store):
     async def open(self, broker: Broker | None) -> None:
         """Open the client; with an app, `broker` must be the Redis broker (whose subscriptions carry
         the publications the append script publishes). Without one (tools, tests) the URL is needed."""
-        from hubbub.broker.redis import RedisBroker
-
-        if isinstance(broker, RedisBroker):
+        if _is_redis_broker(broker):
             self.url = self._given_url or broker.url
             self.namespace = self._given_namespace or broker.ns
         elif broker is not None or self._given_url is None:
@@ -162,6 +162,11 @@ def _sqlite(url: str) -> SqliteStore:
 
 def default_store(broker: Broker) -> Store:
     """The store of an app that named none: Redis with the Redis broker, else memory."""
-    from hubbub.broker.redis import RedisBroker
+    return RedisStore() if _is_redis_broker(broker) else MemoryStore()
 
-    return RedisStore() if isinstance(broker, RedisBroker) else MemoryStore()
+
+def _is_redis_broker(broker: Broker | None) -> TypeGuard[RedisBroker]:
+    """Whether `broker` is the Redis engine, without importing it (and redis-py) when it was never
+    loaded: then no broker can be one, and an app on the embedded default needs no redis-py."""
+    module = sys.modules.get("hubbub.broker.redis")
+    return module is not None and isinstance(broker, module.RedisBroker)
