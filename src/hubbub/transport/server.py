@@ -24,6 +24,7 @@ from hubbub.options import ServerOptions
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
+from hubbub.transport.gcfreeze import GcFreezer
 from hubbub.transport.outbox import flusher_for
 from hubbub.transport.proxies import TrustedProxies
 from hubbub.transport.sweep import Sweep
@@ -441,9 +442,12 @@ class Server:
         self.websockets: set[WebSocketProtocol] = set()
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
+        self.opened_total = 0
+        """WebSocket connections opened since the server started."""
         self.closing = False
         self._servers: list[asyncio.base_events.Server] = []
         self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
+        self.gc_freezer = GcFreezer(self.loop, self)
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -451,6 +455,11 @@ class Server:
     def websocket_count(self) -> int:
         """Open WebSocket connections plus handshakes being decided."""
         return len(self.websockets) + self.pending_upgrades
+
+    @property
+    def open_now(self) -> int:
+        """Open WebSocket connections (read by the garbage-collector freezer)."""
+        return len(self.websockets)
 
     def http_in_flight(self) -> set[asyncio.Task[None]]:
         """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
@@ -475,6 +484,7 @@ class Server:
         self._servers.append(srv)
         if not self.closing:
             self._sweep.start()
+            self.gc_freezer.start()
         bound: int = srv.sockets[0].getsockname()[1]
         return bound
 
@@ -504,6 +514,7 @@ class Server:
         ws = _TrackedWebSocket(transport, session, self.opts, self.flusher, self.stats, deflate, self.loop.time())
         ws.server = self
         self.websockets.add(ws)
+        self.opened_total += 1
         self._all_closed.clear()
         return ws
 
@@ -546,6 +557,7 @@ class Server:
         """Close the listening sockets; open connections stay."""
         self.closing = True
         self._sweep.stop()
+        self.gc_freezer.stop()
         for srv in self._servers:
             srv.close()
         for conn in list(self.http_connections):
@@ -566,6 +578,7 @@ class Server:
             for ws in list(self.websockets):
                 ws.abort()
         self._sweep.stop()
+        self.gc_freezer.stop()
         for srv in self._servers:
             await srv.wait_closed()
         return clean
