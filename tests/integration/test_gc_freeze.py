@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hubbub import App, Event
+from hubbub import App, ConfigurationError, Event
 from hubbub.testing import serve_app, wait_for
 from hubbub.transport.gcfreeze import GcFreezer
 from hubbub.transport.server import Server
@@ -22,8 +22,8 @@ from hubbub.transport.server import Server
 BATCH = 20
 
 
-def echo_app() -> App:
-    app = App()
+def echo_app(**options: object) -> App:
+    app = App(**options)
     echo = app.websocket("/echo")
 
     @echo.on_message
@@ -48,6 +48,7 @@ def in_collected_generations(objects: list[object]) -> int:
 
 
 def manual_freezer(server: Server) -> GcFreezer:
+    assert server.gc_freezer is not None  # on by default
     server.gc_freezer.stop()
     server.gc_freezer = GcFreezer(asyncio.get_running_loop(), server, batch=BATCH, interval=3600)
     return server.gc_freezer
@@ -105,3 +106,18 @@ async def test_closes_thaw_and_collect_once_the_population_turned_over() -> None
         assert in_collected_generations(list(server.websockets)) == 0
         for client in clients[BATCH:]:
             await client.close()
+
+
+async def test_none_leaves_the_collector_alone() -> None:
+    async with serve_app(echo_app(gc_freeze_batch=None)) as srv:
+        assert srv.running.server.gc_freezer is None
+
+
+@pytest.mark.parametrize("batch", [0, -5])
+def test_a_batch_under_one_is_refused(batch: int) -> None:
+    with pytest.raises(ConfigurationError, match="gc_freeze_batch"):
+        App(gc_freeze_batch=batch)
+
+
+def test_a_batch_of_one_is_accepted() -> None:
+    App(gc_freeze_batch=1)

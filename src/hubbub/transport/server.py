@@ -447,7 +447,7 @@ class Server:
         self.closing = False
         self._servers: list[asyncio.base_events.Server] = []
         self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
-        self.gc_freezer = GcFreezer(self.loop, self)
+        self.gc_freezer = GcFreezer(self.loop, self, batch=opts.gc_freeze_batch) if opts.gc_freeze_batch else None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -484,7 +484,8 @@ class Server:
         self._servers.append(srv)
         if not self.closing:
             self._sweep.start()
-            self.gc_freezer.start()
+            if self.gc_freezer is not None:
+                self.gc_freezer.start()
         bound: int = srv.sockets[0].getsockname()[1]
         return bound
 
@@ -557,7 +558,8 @@ class Server:
         """Close the listening sockets; open connections stay."""
         self.closing = True
         self._sweep.stop()
-        self.gc_freezer.stop()
+        if self.gc_freezer is not None:
+            self.gc_freezer.stop()
         for srv in self._servers:
             srv.close()
         for conn in list(self.http_connections):
@@ -578,7 +580,8 @@ class Server:
             for ws in list(self.websockets):
                 ws.abort()
         self._sweep.stop()
-        self.gc_freezer.stop()
+        if self.gc_freezer is not None:
+            self.gc_freezer.stop()
         for srv in self._servers:
             await srv.wait_closed()
         return clean
