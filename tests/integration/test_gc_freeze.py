@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -121,3 +122,24 @@ def test_a_batch_under_one_is_refused(batch: int) -> None:
 
 def test_a_batch_of_one_is_accepted() -> None:
     App(gc_freeze_batch=1)
+
+
+class Node:
+    """A cycle the collector has to find."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_startup_freeze_collects_garbage_then_freezes_what_lives() -> None:
+    async with serve_app(echo_app()) as srv:
+        server = srv.running.server
+        assert server.gc_freezer is not None
+        alive = Node()
+        garbage = Node()
+        gone = weakref.ref(garbage)
+        del garbage
+        server.gc_freezer.freeze_startup()
+        assert gone() is None  # collected, not frozen
+        assert in_collected_generations([alive]) == 0
+        assert gc.get_freeze_count() > 0

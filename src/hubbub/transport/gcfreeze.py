@@ -6,7 +6,8 @@ one a few dozen objects that live as long as the connection). The freezer
 moves what is alive into the permanent generation with :func:`gc.freeze` once
 enough connections have opened since it last did, so later full collections
 traverse only what was created since. It does so in batches from a timer, never
-per connection, and never on the per-message path.
+per connection, and never on the per-message path. `hubbub run` also freezes
+once at startup, after one full collection, what the imports and the app built.
 
 Frozen objects are never collected by the cycle collector; reference counting
 still frees the rest. So that cycles left by closed connections are not kept
@@ -64,6 +65,11 @@ class GcFreezer:
         """Times the heap was frozen after a batch of handshakes."""
         self.thaws = 0
         """Times it was thawed, collected and frozen again after closes."""
+
+    def freeze_startup(self) -> None:
+        """Collect once, then freeze what is left: the modules, the app and its routes live as long as the process."""
+        gc.collect()
+        gc.freeze()
 
     def start(self) -> None:
         """Begin looking every `interval` seconds (no-op if already running)."""
