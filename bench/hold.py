@@ -34,7 +34,7 @@ from typing import Any
 from bench import deploy, loadgen, measure, procfs, wsframe
 from bench.apps.hold import GC_LOG_ENV
 from bench.deploy import Deployment, Setup
-from bench.holdclient import Loader, ask_all
+from bench.holdclient import Loader, ask_all, open_timeout
 from bench.measure import percentile, spread, text_payload
 from bench.procs import CpuPlan, CpuSnapshot, ProcessSet, StartError, cpu_seconds, free_port, rss_kib
 from bench.settings import Settings
@@ -362,7 +362,7 @@ async def _measure(dep: HoldDeployment, plan: Plan, s: Settings) -> dict[str, fl
         redis_before = rss_kib(dep.redis.pid) if dep.redis is not None else 0
         fill_start = time.time()
         t0 = time.perf_counter()
-        await ask_all(loaders, "open", 20 + max(plan.per_client) / 200)
+        await ask_all(loaders, "open", 20 + open_timeout(max(plan.per_client)))
         connect_s = time.perf_counter() - t0
         settled = await _settled_rss(holders, s.idle_settle_max)
         fill_end = time.time()
