@@ -442,7 +442,8 @@ async def hold(dep: Deployment, s: Settings) -> dict[str, float]:
     and the window starts: server CPU, and an /echo probe paced one message at
     a time. Any connection closed or dropped, or one with fewer than
     :data:`MIN_PINGS` pings in the window, fails the cell. Every client
-    process is told to close its connections at the end.
+    process is told to close its connections at the end, and the servers get
+    up to :data:`DRAIN_TIMEOUT` to see them all go before they are stopped.
     """
     assert isinstance(dep, HoldDeployment) and dep.plan is not None
     for loader in dep.loaders:
@@ -454,3 +455,17 @@ async def hold(dep: Deployment, s: Settings) -> dict[str, float]:
             await ask_all(dep.loaders, "close", ASK_TIMEOUT)
         for loader in dep.loaders:
             loader.detach()
+        await _drained(dep)
+
+
+DRAIN_TIMEOUT = 60.0
+"""Seconds the servers get to process the clients' closes (tens of thousands per worker on shared CPUs)."""
+
+
+async def _drained(dep: HoldDeployment) -> None:
+    """Wait until the serving processes hold no connection on the port, or :data:`DRAIN_TIMEOUT` passed."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while time.monotonic() < deadline:
+        if not any(procfs.sockets_by_pid(dep.ports[0], dep.holder_pids).values()):
+            return
+        await asyncio.sleep(0.5)
