@@ -463,9 +463,15 @@ DRAIN_TIMEOUT = 60.0
 
 
 async def _drained(dep: HoldDeployment) -> None:
-    """Wait until the serving processes hold no connection on the port, or :data:`DRAIN_TIMEOUT` passed."""
+    """Wait until the serving processes hold no open or half-closed connection on the port, or
+    :data:`DRAIN_TIMEOUT` passed."""
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while time.monotonic() < deadline:
-        if not any(procfs.sockets_by_pid(dep.ports[0], dep.holder_pids).values()):
+        held = [
+            n
+            for state in (procfs.TCP_ESTABLISHED, procfs.TCP_CLOSE_WAIT)
+            for n in procfs.sockets_by_pid(dep.ports[0], dep.holder_pids, state).values()
+        ]
+        if not any(held):
             return
         await asyncio.sleep(0.5)
