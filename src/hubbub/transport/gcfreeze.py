@@ -42,8 +42,18 @@ class Counted(Protocol):
 class GcFreezer:
     """Freezes the heap after every `batch` handshakes; thaws and collects once the population turned over."""
 
-    __slots__ = ("_batch", "_closed_at_thaw", "_counted", "_handle", "_interval", "_live_at_thaw", "_loop",
-                 "_opened_at_freeze", "freezes", "thaws")  # fmt: skip
+    __slots__ = (
+        "_batch",
+        "_closed_at_thaw",
+        "_counted",
+        "_handle",
+        "_interval",
+        "_live_at_thaw",
+        "_loop",
+        "_opened_at_freeze",
+        "freezes",
+        "thaws",
+    )
 
     def __init__(
         self,
