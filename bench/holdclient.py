@@ -39,7 +39,7 @@ from bench import loadgen, wsframe
 from bench.procs import raise_nofile_limit
 
 PATH = "/echo"
-MIN_CONNECTS_PER_S = 80
+MIN_CONNECTS_PER_S = 40
 """Slowest a client process may open its connections: all the client processes connect at once,
 and with ``--workers`` they share the CPUs with the server."""
 
