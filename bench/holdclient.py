@@ -39,6 +39,14 @@ from bench import loadgen, wsframe
 from bench.procs import raise_nofile_limit
 
 PATH = "/echo"
+MIN_CONNECTS_PER_S = 40
+"""Slowest a client process may open its connections: all the client processes connect at once,
+and with ``--workers`` they share the CPUs with the server."""
+
+
+def open_timeout(count: int) -> float:
+    """Seconds one client process gets to open ``count`` connections."""
+    return 10 + count / MIN_CONNECTS_PER_S
 
 
 class HeldClient(loadgen.WsClient):
@@ -82,7 +90,9 @@ async def _open(held: list[HeldClient], args: argparse.Namespace) -> dict[str, A
 
     t0 = time.perf_counter()
     try:
-        held += await loadgen.open_many(factory, args.port, args.count, args.concurrency, local_addr=(args.source, 0))
+        held += await loadgen.open_many(
+            factory, args.port, args.count, args.concurrency, open_timeout(args.count), local_addr=(args.source, 0)
+        )
     except Exception as e:  # reported to the harness, which fails the cell
         upgraded = sum(c.counter is not None for c in made)
         why = f"{type(e).__name__}: {e}".rstrip(": ")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 TCP_ESTABLISHED = "01"
 TCP_LISTEN = "0A"
+TCP_CLOSE_WAIT = "08"
+"""The peer has closed; the process holding the socket has not yet."""
 
 
 def _stat_fields(pid: int) -> list[str] | None:

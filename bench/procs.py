@@ -244,7 +244,14 @@ class ProcessSet:
         for pid in list(self._procs):
             self.stop_pid(pid)
 
-    def _popen(self, name: str, argv: list[str], cpus: frozenset[int] | None, piped: bool) -> subprocess.Popen[bytes]:
+    def _popen(
+        self,
+        name: str,
+        argv: list[str],
+        cpus: frozenset[int] | None,
+        piped: bool,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         """Start ``argv`` logging to ``name``.log (stderr only when ``piped``: stdin and stdout are pipes)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log: IO[bytes]
@@ -254,6 +261,7 @@ class ProcessSet:
             env = dict(os.environ)
             src = str(self.cwd / "src")
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.cwd), src, env.get("PYTHONPATH", "")) if p)
+            env.update(extra_env or {})
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -278,10 +286,17 @@ class ProcessSet:
         return self._popen(name, argv, cpus, piped=True)
 
     def start(
-        self, name: str, argv: list[str], port: int, timeout: float = 20.0, cpus: frozenset[int] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        timeout: float = 20.0,
+        cpus: frozenset[int] | None = None,
+        env: dict[str, str] | None = None,
     ) -> Server:
-        """Start ``argv``, pin it (to ``cpus``, default the set's), wait for its port; StartError on failure."""
-        proc = self._popen(name, argv, cpus, piped=False)
+        """Start ``argv`` (with ``env`` added to the environment), pin it (to ``cpus``, default the set's),
+        wait for its port; StartError on failure."""
+        proc = self._popen(name, argv, cpus, piped=False, extra_env=env)
         try:
             wait_for_port(port, proc, timeout)
         except StartError:

@@ -206,6 +206,8 @@ _SERVER_CPU = Metric("server_cpu_pct", "server CPU %", False, ".0f", compare=Fal
 _GEN_CPU = Metric("loadgen_cpu_pct", "loadgen CPU %", False, ".0f", compare=False)
 _OTHER_CPU = Metric("other_cpu_pct", "other CPU %", False, ".0f", compare=False)
 _REDIS_CPU = Metric("helper_cpu_pct", "redis CPU %", False, ".0f", compare=False)
+_GC_FILL = Metric("gc_full_fill_max_ms", "longest full GC while filling ms", False, ".1f", compare=False)
+_GC_HOLD = Metric("gc_full_hold_max_ms", "longest full GC while holding ms", False, ".1f", compare=False)
 """redis-server's CPU where a peer or setup has one; left out of server and other CPU."""
 _FANOUT_RATE = (
     Metric("deliveries_per_s", "deliveries/s", True),
@@ -394,8 +396,11 @@ SCENARIOS: dict[str, Scenario] = {
             f"the window (under {hold.MIN_PINGS} fails the cell, and so does any connection closed by the server "
             "or lost); server CPU % over the window is the heartbeat's cost; echo p99/max: one more /echo "
             "connection sending one {echo_size}-byte message at a time, {hold_probe_interval:g} s apart, "
-            "through the window (does the ping sweep stall the server?). Pinned: the server on the server CPU, "
-            "the client processes and the probe on the load generator's.",
+            "through the window (does the ping sweep stall the server?). Longest full GC: the longest generation-2 "
+            "collection the server logged (gc.callbacks in bench/apps/hold.py) while the connections opened and "
+            "settled, and while they were held. The `gc_freeze_batch=None` row serves `"
+            f"{hold.APP_UNFROZEN}`, the same app with hubbub's collector freezing off. Pinned: the server on the "
+            "server CPU, the client processes and the probe on the load generator's.",
             (
                 Metric("held", "held", True, ",.0f", compare=False),
                 Metric("target", "target", True, ",.0f", compare=False),
@@ -406,13 +411,47 @@ SCENARIOS: dict[str, Scenario] = {
                 _SERVER_CPU,
                 Metric("echo_p99_ms", "echo p99 ms", False, ".2f", compare=False),
                 Metric("echo_max_ms", "echo max ms", False, ".1f", compare=False),
+                _GC_FILL,
+                _GC_HOLD,
                 Metric("client_cpu_pct", "client CPU %", False, ".0f", compare=False),
                 _OTHER_CPU,
             ),
-            (hold.SETUP,),
+            (hold.SETUP_UNFROZEN, hold.SETUP),
             hold.hold,
             time_limit="hold_limit",
             note=hold.note,
+        ),
+        SetupScenario(
+            "hold_workers",
+            "Holding idle connections with heartbeats on --workers",
+            "The `hold` measurement with the target ({hold_connections:,}) spread over "
+            f"`hubbub run {hold.APP} --workers N --broker redis://...` (a private redis-server), N the fewest "
+            f"workers that keep each one at {hold.WORKER_FILL:.0%} of its open-file limit on average: "
+            "SO_REUSEPORT spreads the connections by hash. Nothing is pinned: the workers, redis-server, the "
+            "client processes and the probe share every CPU. KiB/connection = growth of the workers' summed "
+            "VmRSS / held; redis MiB = redis-server's VmRSS at the end (the app keeps nothing per connection "
+            "in Redis); server CPU % = the workers' summed CPU over the window, in % of one core.",
+            (
+                Metric("held", "held", True, ",.0f", compare=False),
+                Metric("workers", "workers", True, ".0f", compare=False),
+                Metric("kib_per_connection", "KiB/connection", False, ".1f", compare=False),
+                Metric("redis_rss_mib", "redis MiB", False, ".1f", compare=False),
+                Metric("handshakes_per_s", "handshakes/s", True, ",.0f", compare=False),
+                Metric("pings_min", "min pings", True, ".0f", compare=False),
+                Metric("server_closes", "closed by server", False, ",.0f", compare=False, total=True),
+                _SERVER_CPU,
+                Metric("redis_cpu_pct", "redis CPU %", False, ".0f", compare=False),
+                Metric("echo_p99_ms", "echo p99 ms", False, ".2f", compare=False),
+                Metric("echo_max_ms", "echo max ms", False, ".1f", compare=False),
+                _GC_FILL,
+                _GC_HOLD,
+                Metric("client_cpu_pct", "client CPU %", False, ".0f", compare=False),
+                _OTHER_CPU,
+            ),
+            (hold.WORKERS_SETUP,),
+            hold.hold,
+            time_limit="hold_limit",
+            note=hold.note_workers,
         ),
     )
 }

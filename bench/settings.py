@@ -51,7 +51,7 @@ class Settings:
     (a ping every ping_interval + one sweep tick, 6 s) with room to spare."""
     hold_probe_interval: float = 0.01
     """Pause between two round trips of the /echo probe during the hold window."""
-    hold_limit: float = 240.0
+    hold_limit: float = 600.0
     """Time limit for one hold cell, opening and closing the connections included."""
     # general
     connect_concurrency: int = 64

@@ -86,6 +86,9 @@ class ServerOptions:
     """The window of `handshakes_per_ip`, in seconds."""
     tick: float = field(default=1.0)
     """How often timers (heartbeat, idle, lifetime) are checked."""
+    gc_freeze_batch: int | None = 1000
+    """Move live objects out of CPython's full collections (`gc.freeze`) each time this many
+    connections have opened since the last time; None leaves the collector alone."""
     certfile: str | None = None
     """PEM certificate chain: with `keyfile`, the server speaks TLS (https:// and wss://)."""
     keyfile: str | None = None
@@ -113,6 +116,8 @@ class ServerOptions:
         for name in ("max_message_size", "max_backpressure", "max_request_head", "max_request_body"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.gc_freeze_batch is not None and self.gc_freeze_batch < 1:
+            raise ConfigurationError(f"gc_freeze_batch must be a positive count or None, not {self.gc_freeze_batch}")
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigurationError("certfile and keyfile go together: give both or neither")
         if self.forwarded_allow_ips is not None:

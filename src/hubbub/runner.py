@@ -158,6 +158,8 @@ async def serve(app: App, host: str = "127.0.0.1", port: int = 8000, *, reuse_po
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
+    if running.server.gc_freezer is not None:  # after the handlers: a SIGTERM meanwhile shuts down gracefully
+        running.server.gc_freezer.freeze_startup()
     await stop.wait()
     logger.info("shutting down")
     await running.shutdown()

@@ -25,6 +25,7 @@ from hubbub.text import clip
 from hubbub.transport import handshake
 from hubbub.transport.deflate import DeflateParams
 from hubbub.transport.framing import CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR
+from hubbub.transport.gcfreeze import GcFreezer
 from hubbub.transport.outbox import flusher_for
 from hubbub.transport.proxies import TrustedProxies
 from hubbub.transport.sweep import Sweep
@@ -476,6 +477,8 @@ class Server:
         self.websockets: set[WebSocketProtocol] = set()
         self.http_connections: set[HttpProtocol] = set()
         self.pending_upgrades = 0
+        self.opened_total = 0
+        """WebSocket connections opened since the server started."""
         self.closing = False
         self.fd_limit = fd_limit()
         self.fd_ceiling = fd_ceiling(self.fd_limit)
@@ -483,6 +486,7 @@ class Server:
         self._fd_refusals_logged = 0
         self._servers: list[asyncio.base_events.Server] = []
         self._sweep = Sweep(self.loop, opts.tick, self.websockets, self._check_timers)
+        self.gc_freezer = GcFreezer(self.loop, self, batch=opts.gc_freeze_batch) if opts.gc_freeze_batch else None
         self._all_closed = asyncio.Event()
         self._all_closed.set()
 
@@ -508,6 +512,11 @@ class Server:
             self._fd_refusals_logged = stats.fd_refusals
         return error_response(503, "server out of file descriptors", {"retry-after": "5"})
 
+    @property
+    def open_now(self) -> int:
+        """Open WebSocket connections (read by the garbage-collector freezer)."""
+        return len(self.websockets)
+
     def http_in_flight(self) -> set[asyncio.Task[None]]:
         """Tasks answering HTTP requests right now (a graceful shutdown waits for them)."""
         return {conn._worker for conn in self.http_connections if conn._worker is not None and not conn._worker.done()}
@@ -531,6 +540,8 @@ class Server:
         self._servers.append(srv)
         if not self.closing:
             self._sweep.start()
+            if self.gc_freezer is not None:
+                self.gc_freezer.start()
         bound: int = srv.sockets[0].getsockname()[1]
         return bound
 
@@ -560,6 +571,7 @@ class Server:
         ws = _TrackedWebSocket(transport, session, self.opts, self.flusher, self.stats, deflate, self.loop.time())
         ws.server = self
         self.websockets.add(ws)
+        self.opened_total += 1
         self._all_closed.clear()
         return ws
 
@@ -602,6 +614,8 @@ class Server:
         """Close the listening sockets; open connections stay."""
         self.closing = True
         self._sweep.stop()
+        if self.gc_freezer is not None:
+            self.gc_freezer.stop()
         for srv in self._servers:
             srv.close()
         for conn in list(self.http_connections):
@@ -622,6 +636,8 @@ class Server:
             for ws in list(self.websockets):
                 ws.abort()
         self._sweep.stop()
+        if self.gc_freezer is not None:
+            self.gc_freezer.stop()
         for srv in self._servers:
             await srv.wait_closed()
         return clean
