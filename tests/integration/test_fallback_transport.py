@@ -1,0 +1,187 @@
+"""The fallback transport (SSE for server -> client, POST for client -> server) over real
+sockets, through a relay that refuses WebSocket upgrades as some proxies do: the Python
+client falls back by itself, and rooms, publications, requests both ways, presence, auth
+and recovery after the stream drops work as over a WebSocket; and each refusal of the
+server (unknown or ended session, bad credentials, oversized POST, bad JSON) is checked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import pytest_asyncio
+
+from hubbub.client import Client
+from hubbub.errors import HandshakeError
+from hubbub.testing import TestServer
+from tests.integration.client_support import FAST, WAIT, Recorder, served, token
+from tests.support.relay import Relay
+
+BOTH = ("websocket", "sse")
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[TestServer]:
+    async with served(max_message_size=4096) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def proxy(server: TestServer) -> AsyncIterator[Relay]:
+    async with Relay(server.port, refuse_upgrades=True) as running:
+        yield running
+
+
+async def test_client_falls_back_and_does_rooms_requests_and_presence(server: TestServer, proxy: Relay) -> None:
+    async with (
+        Client(proxy.url("/rooms"), transports=BOTH) as fallback,
+        Client(server.url("/rooms")) as direct,
+    ):
+        assert fallback.transport == "sse" and direct.transport == "websocket"
+        assert proxy.refused_upgrades == 1
+        fallback.handle("confirm", lambda data: {"ok": data})
+        seen = Recorder(fallback, "chat", "hubbub.presence")
+        direct_seen = Recorder(direct, "chat")
+        await fallback.join("lobby")
+        await direct.join("lobby")
+        joined = await seen.wait("hubbub.presence")
+        assert joined[0]["action"] == "join" and joined[0]["client_id"] == direct.client_id
+        await direct.publish("lobby", "chat", {"text": "to sse"})
+        await fallback.publish("lobby", "chat", {"text": "from sse"})
+        assert [c["data"]["text"] for c in await seen.wait("chat", 2)] == ["to sse", "from sse"]
+        assert (await direct_seen.wait("chat", 2))[1]["from"] == fallback.client_id
+        assert await fallback.request("add", {"a": 2, "b": 3}) == 5
+        assert await fallback.request("ask", 7) == {"ok": 7}  # a server request answered over POST
+        await fallback.leave("lobby")
+        await direct.publish("lobby", "chat", {"text": "after leave"})
+        await direct_seen.wait("chat", 3)
+        assert len(seen.of("chat")) == 2
+
+
+async def test_without_the_fallback_the_refused_upgrade_is_raised(proxy: Relay) -> None:
+    with pytest.raises(HandshakeError) as refused:
+        await Client(proxy.url("/rooms")).connect()
+    assert refused.value.status == 400
+
+
+async def test_recovers_missed_publications_after_the_stream_drops(server: TestServer, proxy: Relay) -> None:
+    away = Client(proxy.url("/rooms"), transports=BOTH, backoff=FAST)
+    seen = Recorder(away, "chat", "recovery", "close")
+    async with away, Client(server.url("/rooms")) as publisher:
+        await away.join("lobby")
+        for n in range(3):
+            await publisher.publish("lobby", "chat", {"n": n})
+        await seen.wait("chat", 3)
+        first_session = away.client_id
+        proxy.take_down()
+        await seen.wait("close")
+        for n in range(3, 50):
+            await publisher.publish("lobby", "chat", {"n": n})
+        proxy.bring_up()
+        [recovery] = await seen.wait("recovery")
+        assert recovery["recovered"] is True and recovery["missed"] == 47
+        await publisher.publish("lobby", "chat", {"n": 50})
+        await seen.wait("chat", 51)
+        assert [c["data"]["n"] for c in seen.of("chat")] == list(range(51))
+        assert away.transport == "sse" and away.client_id != first_session
+    async with asyncio.timeout(WAIT):
+        while server.app.fallback.open:  # the dropped and the closed sessions both ended on the server
+            await asyncio.sleep(0.01)
+
+
+async def test_auth_is_the_websocket_one(server: TestServer, proxy: Relay) -> None:
+    async with Client(proxy.url("/secure"), transports=BOTH, token=lambda: token("carol")) as carol:
+        assert carol.transport == "sse" and carol.user == "carol"
+        assert await carol.request("whoami") == "carol"
+    with pytest.raises(HandshakeError) as refused:
+        await Client(proxy.url("/secure"), transports=BOTH, token="not-a-jwt").connect()
+    assert refused.value.status == 401 and orjson.loads(refused.value.body)["code"] == 4002
+
+
+class Stream:
+    """A raw fallback session: its event stream read line by line, and POSTs."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, response: aiohttp.ClientResponse) -> None:
+        self.http = http
+        self.url = url
+        self.response = response
+        self.session = ""
+
+    async def event(self) -> tuple[str, Any]:
+        """The next event (name, parsed data), skipping comments."""
+        name, data = "message", ""
+        async with asyncio.timeout(WAIT):
+            while True:
+                line = (await self.response.content.readline()).decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line == "" and data:
+                    return name, orjson.loads(data)
+
+    async def post(self, body: bytes, **headers: str) -> aiohttp.ClientResponse:
+        async with self.http.post(self.url, params={"session": self.session}, data=body, headers=headers) as answer:
+            await answer.read()
+            return answer
+
+
+async def open_stream(http: aiohttp.ClientSession, url: str, **headers: str) -> Stream:
+    response = await http.get(url, headers={"accept": "text/event-stream", **headers})
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    stream = Stream(http, url, response)
+    name, data = await stream.event()
+    assert name == "session"
+    stream.session = data["session"]
+    name, welcome = await stream.event()
+    assert welcome["type"] == "hubbub.welcome"
+    return stream
+
+
+async def test_server_refusals(server: TestServer) -> None:
+    url = server.http_url("/rooms")
+    async with aiohttp.ClientSession() as http:
+        stream = await open_stream(http, url)
+        accepted = await stream.post(orjson.dumps([{"type": "hubbub.join", "id": "1", "data": {"room": "r"}}]))
+        assert accepted.status == 202
+        assert (await stream.event())[1]["id"] == "1"
+        # bad JSON: an error envelope on the stream, and the session goes on
+        assert (await stream.post(b"{not json")).status == 202
+        _name, error = await stream.event()
+        assert error["type"] == "hubbub.error" and error["error"]["code"] == "invalid_message"
+        # a message at the size limit passes, one over it is refused with 413
+        note = {"type": "note", "data": "x"}
+        under = orjson.dumps({**note, "data": "x" * (4096 - len(orjson.dumps(note)) + 1)})
+        assert len(under) == 4096 and (await stream.post(under)).status == 202
+        assert (await stream.event())[1]["type"] == "noted"
+        assert (await stream.post(under + b" ")).status == 413
+        # unknown session: 404; a session whose stream ended: 410
+        async with http.post(url, params={"session": "nope"}, data=b"{}") as unknown:
+            assert unknown.status == 404
+        stream.response.close()
+        async with asyncio.timeout(WAIT):
+            while stream.session in server.app.fallback.open:
+                await asyncio.sleep(0.01)
+        assert (await stream.post(b"{}")).status == 410
+        # a GET that does not ask for an event stream is still refused as before
+        async with http.get(url) as plain:
+            assert plain.status == 400
+
+
+async def test_posts_authenticate_as_the_session_user(server: TestServer) -> None:
+    url = server.http_url("/secure")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers={"accept": "text/event-stream"}) as anonymous:
+            assert anonymous.status == 401
+        stream = await open_stream(http, f"{url}?token={token('dora')}")
+        whoami = orjson.dumps({"type": "whoami", "id": "w"})
+        assert (await stream.post(whoami, authorization=f"Bearer {token('dora')}")).status == 202
+        assert (await stream.event())[1] == {"id": "w", "data": "dora"}
+        assert (await stream.post(whoami, authorization=f"Bearer {token('eve')}")).status == 401
+        stream.url = url  # without the ?token= the stream was opened with: no credentials
+        assert (await stream.post(whoami)).status == 401
+        stream.response.close()
