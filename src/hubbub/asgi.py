@@ -23,6 +23,7 @@ from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POL
 from hubbub.transport.message import BackpressurePolicy, Outgoing
 
 if TYPE_CHECKING:
+    from hubbub.fallback import FallbackSessions
     from hubbub.hub import Hub
     from hubbub.options import ServerOptions
     from hubbub.transport.websocket import TransportStats, WebSocketListener
@@ -80,6 +81,7 @@ class Served(Protocol):
     hub: Hub
     options: ServerOptions
     tasks: set[asyncio.Task[Any]]
+    fallback: FallbackSessions
 
     async def handle_http(self, request: Request) -> Response: ...
 
@@ -139,6 +141,7 @@ class AsgiBridge:
             await self.app.hub.broadcast(opts.shutdown_message)
         for ws in list(self.sockets):
             ws.close(CLOSE_GOING_AWAY, "server shutting down")
+        self.app.fallback.close_all()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_closed.wait(), max(0.0, min(opts.close_timeout, deadline - loop.time())))
         pending = set(self.app.tasks)

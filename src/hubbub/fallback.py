@@ -78,6 +78,8 @@ class SseTransport:
         self._read_allowed = asyncio.Event()
         self._read_allowed.set()
         self._streaming = False
+        self._close_timeout = opts.close_timeout
+        self._close_timer: asyncio.TimerHandle | None = None
         self.on_end: Any = None
 
     # ---- outgoing (the Connection calls these) -------------------------------------------
@@ -118,7 +120,8 @@ class SseTransport:
         return self._queued
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """End the stream after what is queued, with a `close` event carrying the code."""
+        """End the stream after what is queued, with a `close` event carrying the code; a peer
+        that does not read it within `close_timeout` is let go of anyway."""
         if self._closing:
             return
         self._closing = True
@@ -126,6 +129,7 @@ class SseTransport:
         self.close_reason = reason
         self._queue.append(_CLOSE)
         self._wakeup.set()
+        self._close_timer = asyncio.get_running_loop().call_later(self._close_timeout, self.end)
 
     def pause_reading(self) -> None:
         """Hold POSTs (the app is behind on this connection)."""
@@ -154,7 +158,7 @@ class SseTransport:
         try:
             yield b"retry: 1000\nevent: session\ndata: " + orjson.dumps({"session": self.session}) + b"\n\n"
             queue = self._queue
-            while True:
+            while not self.closed:
                 if not queue:
                     self._wakeup.clear()
                     try:
@@ -183,6 +187,8 @@ class SseTransport:
             return
         self.closed = True
         self._closing = True
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         self._queue.clear()
         self._queued = 0
         self._read_allowed.set()

@@ -185,3 +185,74 @@ async def test_posts_authenticate_as_the_session_user(server: TestServer) -> Non
         stream.url = url  # without the ?token= the stream was opened with: no credentials
         assert (await stream.post(whoami)).status == 401
         stream.response.close()
+
+
+@pytest.mark.timeout(60)
+async def test_outgoing_queue_is_bounded_by_the_route_policy() -> None:
+    """6 MB published to a room with a 64 KiB limit: the client that reads gets every message,
+    the one whose stream stalls (a relay that stops passing it on) is closed by the policy."""
+    padding = "x" * 16_384
+    async with (
+        served(max_backpressure=64 * 1024) as server,
+        Relay(server.port) as relay,
+        aiohttp.ClientSession() as http,
+        Client(server.url("/rooms")) as publisher,
+    ):
+        reading = await open_stream(http, server.http_url("/rooms"))
+        stalled = await open_stream(http, relay.url("/rooms", scheme="http"))
+        for stream in (reading, stalled):
+            join = orjson.dumps({"type": "hubbub.join", "id": "j", "data": {"room": "bp"}})
+            assert (await stream.post(join)).status == 202
+            assert (await stream.event())[1]["id"] == "j"
+        relay.stall()
+        reading_task = asyncio.create_task(drain(reading, 400))
+        for n in range(400):
+            await publisher.publish("bp", "chat", {"n": n, "pad": padding})
+        assert await reading_task == list(range(400))  # the reading client lost nothing
+        async with asyncio.timeout(WAIT):
+            while stalled.session in server.app.fallback.open:
+                await asyncio.sleep(0.01)
+        assert server.app.hub.stats.backpressure_closes >= 1
+        assert reading.session in server.app.fallback.open
+        assert (await stalled.post(b"{}")).status == 410
+
+
+async def drain(stream: Stream, count: int) -> list[int]:
+    """The numbers of the next `count` chat publications (presence events skipped)."""
+    numbers: list[int] = []
+    while len(numbers) < count:
+        _name, envelope = await stream.event()
+        if envelope.get("type") == "chat":
+            numbers.append(envelope["data"]["data"]["n"])
+    return numbers
+
+
+async def test_heartbeats_keep_an_idle_stream_talking(server: TestServer) -> None:
+    server.app.fallback.heartbeat = 0.05
+    async with aiohttp.ClientSession() as http:
+        stream = await open_stream(http, server.http_url("/rooms"))
+        async with asyncio.timeout(WAIT):
+            while (await stream.response.content.readline()) != b": heartbeat\n":
+                pass
+        stream.response.close()
+
+
+async def test_request_body_bound_from_both_sides() -> None:
+    async with served(max_request_body=8192, max_message_size=1 << 20) as server, aiohttp.ClientSession() as http:
+        stream = await open_stream(http, server.http_url("/rooms"))
+        note = {"type": "note", "data": ""}
+        fits = orjson.dumps([{**note, "data": "x" * 4000}, {**note, "data": "y" * 4000}])
+        assert len(fits) <= 8192 and (await stream.post(fits)).status == 202
+        assert [(await stream.event())[1]["data"][:1] for _ in range(2)] == ["x", "y"]
+        too_big = orjson.dumps([{**note, "data": "x" * 4100}, {**note, "data": "y" * 4100}])
+        assert (await stream.post(too_big)).status == 413
+        assert stream.session in server.app.fallback.open  # the session goes on
+        stream.response.close()
+
+
+async def test_shutdown_ends_every_stream_with_1001() -> None:
+    async with aiohttp.ClientSession() as http, served() as server:
+        stream = await open_stream(http, server.http_url("/rooms"))
+        stopping = asyncio.create_task(server.running.shutdown(timeout=5.0))
+        assert await stream.event() == ("close", {"code": 1001, "reason": "server shutting down"})
+        await stopping
