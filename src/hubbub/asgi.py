@@ -75,6 +75,38 @@ def _raw_headers(response: Response) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+async def _stream_until_disconnect(send: Send, response: StreamingResponse, receive: Receive | None) -> bool:
+    """Send a streaming body until it ends (True) or the client disconnects (False): an ASGI
+    server may drop what is sent after a disconnect silently, so `receive` is watched."""
+
+    async def pump() -> None:
+        async with contextlib.aclosing(response.chunks()) as chunks:
+            async for data in chunks:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def disconnected() -> None:
+        while receive is not None and (await receive())["type"] != "http.disconnect":
+            pass
+        if receive is None:
+            await asyncio.Event().wait()
+
+    pumping = asyncio.ensure_future(pump())
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        if not pumping.done():
+            await asyncio.gather(pumping, return_exceptions=True)
+    if pumping.cancelled():
+        return False
+    pumping.result()  # its exception, if any
+    return True
+
+
 class Served(Protocol):
     """What the bridge needs of the app it serves (`hubbub.App`)."""
 
@@ -207,9 +239,11 @@ class AsgiBridge:
         except Exception:
             logger.exception("HTTP handler failed for %s %s", request.method, request.path)
             response = error_response(500, "internal server error")
-        await self._respond(send, response, head_only=request.method == "HEAD")
+        await self._respond(send, response, head_only=request.method == "HEAD", receive=receive)
 
-    async def _respond(self, send: Send, response: Response, *, head_only: bool) -> None:
+    async def _respond(
+        self, send: Send, response: Response, *, head_only: bool, receive: Receive | None = None
+    ) -> None:
         headers = _raw_headers(response)
         if not isinstance(response, StreamingResponse):
             headers.append((b"content-length", str(len(response.body)).encode()))
@@ -219,9 +253,8 @@ class AsgiBridge:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if not head_only:
             try:
-                async with contextlib.aclosing(response.chunks()) as chunks:
-                    async for data in chunks:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                if not await _stream_until_disconnect(send, response, receive):
+                    return  # the client went away
             except OSError:
                 return  # the client went away
             except Exception:

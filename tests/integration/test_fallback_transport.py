@@ -256,3 +256,25 @@ async def test_shutdown_ends_every_stream_with_1001() -> None:
         stopping = asyncio.create_task(server.running.shutdown(timeout=5.0))
         assert await stream.event() == ("close", {"code": 1001, "reason": "server shutting down"})
         await stopping
+
+
+@pytest.mark.timeout(60)
+async def test_the_fallback_under_uvicorn() -> None:
+    """The same App under ASGI (uvicorn): the Python client falls back, requests and rooms work,
+    and the session ends on the server when the client closes."""
+    from tests.integration.client_support import build
+    from tests.integration.test_asgi import uvicorn_serving
+
+    app = build()
+    async with uvicorn_serving(app) as port, Relay(port, refuse_upgrades=True) as refusing:
+        async with Client(refusing.url("/rooms"), transports=BOTH) as client:
+            seen = Recorder(client, "chat")
+            assert client.transport == "sse" and refusing.refused_upgrades == 1
+            assert await client.request("add", {"a": 1, "b": 2}) == 3
+            await client.join("lobby")
+            await client.publish("lobby", "chat", {"n": 1})
+            assert (await seen.wait("chat"))[0]["data"] == {"n": 1}
+            assert len(app.fallback.open) == 1
+        async with asyncio.timeout(WAIT):
+            while app.fallback.open:
+                await asyncio.sleep(0.01)
