@@ -131,6 +131,11 @@ class SseTransport:
         self._wakeup.set()
         self._close_timer = asyncio.get_running_loop().call_later(self._close_timeout, self.end)
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether POSTs are held because the app is behind on this connection."""
+        return not self._read_allowed.is_set()
+
     def pause_reading(self) -> None:
         """Hold POSTs (the app is behind on this connection)."""
         self._read_allowed.clear()

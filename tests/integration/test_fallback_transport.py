@@ -278,3 +278,38 @@ async def test_the_fallback_under_uvicorn() -> None:
         async with asyncio.timeout(WAIT):
             while app.fallback.open:
                 await asyncio.sleep(0.01)
+
+
+async def test_posts_wait_while_the_app_is_behind() -> None:
+    """Reading pauses at `max_pending_messages` queued events: a POST past it is answered only once
+    the handlers caught up; one within it is answered at once."""
+    from hubbub import App, Event
+    from hubbub.testing import serve_app
+
+    app = App(max_pending_messages=4)
+    gate = asyncio.Event()
+    done: list[int] = []
+    slow = app.channel("/slow", auth=False)
+
+    @slow.on("work")
+    async def work(event: Event) -> None:
+        await gate.wait()
+        done.append(int(event.data))
+
+    async with serve_app(app) as server, aiohttp.ClientSession() as http:
+        stream = await open_stream(http, server.http_url("/slow"))
+        batch = orjson.dumps([{"type": "work", "data": n} for n in range(3)])
+        assert (await stream.post(batch)).status == 202  # 1 running, 2 queued: within the bound
+        more = asyncio.create_task(stream.post(orjson.dumps([{"type": "work", "data": n} for n in range(3, 12)])))
+        transport = server.app.fallback.open[stream.session]
+        async with asyncio.timeout(WAIT):
+            while not transport.reading_paused:
+                await asyncio.sleep(0.01)
+        assert not more.done()  # held: the app is behind
+        gate.set()
+        assert (await more).status == 202
+        async with asyncio.timeout(WAIT):
+            while len(done) < 12:
+                await asyncio.sleep(0.01)
+        assert done == list(range(12))
+        stream.response.close()
