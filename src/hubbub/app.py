@@ -27,6 +27,7 @@ from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import Abort, ConfigurationError, HTTPError
 from hubbub.events import Event
+from hubbub.fallback import FallbackSessions, session_of, wants_event_stream
 from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
 from hubbub.http import (
@@ -146,6 +147,8 @@ class App:
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
         self._asgi: AsgiBridge | None = None
+        self.fallback = FallbackSessions()
+        """The open SSE + POST sessions of channel routes (the fallback transport)."""
 
     # ---- ASGI ---------------------------------------------------------------------------
 
@@ -438,6 +441,7 @@ class App:
 
     async def shutdown(self) -> None:
         """Run shutdown hooks (done by the server)."""
+        self.fallback.close_all()
         for hook in self._shutdown:
             try:
                 await _call(hook)
@@ -492,8 +496,31 @@ class App:
         request.app = self
         matched = self._match_http(request)
         if isinstance(matched, Response):
+            if matched.status == 400 and not request.is_websocket:
+                return await self._fallback(request, matched)
             return matched
         return await self._run_http(matched, request)
+
+    async def _fallback(self, request: Request, refused: Response) -> Response:
+        """A channel route's SSE stream (GET) or POSTed envelopes; else the refusal as it was."""
+        found = self._match_websocket(request.path)
+        if found is None or not isinstance(found[0], Channel):
+            return refused
+        endpoint = found[0]
+        if request.method == "POST" and session_of(request) is not None:
+            authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
+            return await self.fallback.post(request, self.options, authenticator)
+        if not wants_event_stream(request):
+            return refused
+        if not handshake.origin_allowed(request, self.options.allowed_origins):
+            return error_response(403, "origin not allowed")
+        decided = await self.handle_upgrade(request)
+        if isinstance(decided, ClosingSession):
+            status = {CLOSE_TRY_AGAIN_LATER: 503, CLOSE_TOO_MANY_CONNECTIONS: 429}.get(decided.code, 401)
+            return JSONResponse({"error": decided.reason, "code": decided.code}, status=status)
+        if isinstance(decided, Response):
+            return decided
+        return self.fallback.start(decided, self.options, self.hub.stats)
 
     async def _run_http(self, route: HttpRoute, request: Request) -> Response:
         try:

@@ -23,6 +23,7 @@ from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POL
 from hubbub.transport.message import BackpressurePolicy, Outgoing
 
 if TYPE_CHECKING:
+    from hubbub.fallback import FallbackSessions
     from hubbub.hub import Hub
     from hubbub.options import ServerOptions
     from hubbub.transport.websocket import TransportStats, WebSocketListener
@@ -74,12 +75,45 @@ def _raw_headers(response: Response) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+async def _stream_until_disconnect(send: Send, response: StreamingResponse, receive: Receive | None) -> bool:
+    """Send a streaming body until it ends (True) or the client disconnects (False): an ASGI
+    server may drop what is sent after a disconnect silently, so `receive` is watched."""
+
+    async def pump() -> None:
+        async with contextlib.aclosing(response.chunks()) as chunks:
+            async for data in chunks:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def disconnected() -> None:
+        while receive is not None and (await receive())["type"] != "http.disconnect":
+            pass
+        if receive is None:
+            await asyncio.Event().wait()
+
+    pumping = asyncio.ensure_future(pump())
+    watching = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (pumping, watching):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        if not pumping.done():
+            await asyncio.gather(pumping, return_exceptions=True)
+    if pumping.cancelled():
+        return False
+    pumping.result()  # its exception, if any
+    return True
+
+
 class Served(Protocol):
     """What the bridge needs of the app it serves (`hubbub.App`)."""
 
     hub: Hub
     options: ServerOptions
     tasks: set[asyncio.Task[Any]]
+    fallback: FallbackSessions
 
     async def handle_http(self, request: Request) -> Response: ...
 
@@ -139,6 +173,7 @@ class AsgiBridge:
             await self.app.hub.broadcast(opts.shutdown_message)
         for ws in list(self.sockets):
             ws.close(CLOSE_GOING_AWAY, "server shutting down")
+        self.app.fallback.close_all()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_closed.wait(), max(0.0, min(opts.close_timeout, deadline - loop.time())))
         pending = set(self.app.tasks)
@@ -204,9 +239,11 @@ class AsgiBridge:
         except Exception:
             logger.exception("HTTP handler failed for %s %s", request.method, request.path)
             response = error_response(500, "internal server error")
-        await self._respond(send, response, head_only=request.method == "HEAD")
+        await self._respond(send, response, head_only=request.method == "HEAD", receive=receive)
 
-    async def _respond(self, send: Send, response: Response, *, head_only: bool) -> None:
+    async def _respond(
+        self, send: Send, response: Response, *, head_only: bool, receive: Receive | None = None
+    ) -> None:
         headers = _raw_headers(response)
         if not isinstance(response, StreamingResponse):
             headers.append((b"content-length", str(len(response.body)).encode()))
@@ -216,9 +253,8 @@ class AsgiBridge:
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if not head_only:
             try:
-                async with contextlib.aclosing(response.chunks()) as chunks:
-                    async for data in chunks:
-                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                if not await _stream_until_disconnect(send, response, receive):
+                    return  # the client went away
             except OSError:
                 return  # the client went away
             except Exception:

@@ -73,6 +73,7 @@ class RunningServer:
             await self.app.hub.broadcast(opts.shutdown_message)
         for server in servers:
             server.close_websockets()
+        self.app.fallback.close_all()
         clean = True
         for server in servers:
             waited = await server.wait_closed(max(0.0, min(opts.close_timeout, deadline - time.monotonic())))

@@ -1,6 +1,7 @@
 """A tiny TCP relay between test clients and a server: it can cut every connection through
 it (a network drop), refuse new ones for a while (the network stays down), and stop passing
-what the server sends (a client that stalls, so the server's queue for it fills)."""
+what the server sends (a client that stalls, so the server's queue for it fills); or, as a
+proxy that does not speak WebSocket, answer every upgrade request with 400 and pass the rest."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import socket
 class Relay:
     """Listens on 127.0.0.1 and a free port and forwards each connection to `target_port`."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, refuse_upgrades: bool = False) -> None:
         self.target_port = target_port
+        self.refuse_upgrades = refuse_upgrades
+        self.refused_upgrades = 0
         self.down = False
         self.port = 0
         self.accepted = 0
@@ -76,6 +79,18 @@ class Relay:
             writer.transport.abort()  # type: ignore[attr-defined]
             return
         self.accepted += 1
+        head = b""
+        if self.refuse_upgrades:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+                writer.transport.abort()  # type: ignore[attr-defined]
+                return
+            if b"upgrade: websocket" in head.lower():
+                self.refused_upgrades += 1
+                writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                writer.close()
+                return
         try:
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little buffering while stalled
@@ -86,6 +101,8 @@ class Relay:
             writer.transport.abort()  # type: ignore[attr-defined]
             return
         self._writers.update((writer, upstream_writer))
+        if head:
+            upstream_writer.write(head)
         first = self._pipe(reader, upstream_writer)
         second = self._pipe(upstream_reader, writer, gate=self._flowing)
         for task in (asyncio.create_task(first), asyncio.create_task(second)):

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 
 from hubbub.client.backoff import Backoff
+from hubbub.client.sse import SseClient, open_sse
 from hubbub.client.streams import RoomStream, Wire
 from hubbub.client.websocket import WebSocketClient, connect
 from hubbub.errors import ClientError, ConnectionClosed, HandshakeError, QueueFull, RequestTimeout
@@ -39,6 +40,11 @@ NO_RECONNECT_CODES = frozenset({1000, 1008, 4001, 4002, 4003})
 """Close codes after which the client stops: the server meant it (1000), a policy (1008),
 or authentication (4001 no credentials, 4002 invalid or expired, 4003 too many connections)."""
 LIFECYCLE_EVENTS = ("open", "close", "reconnecting", "rejoin", "recovery", "error")
+
+Link = WebSocketClient | SseClient
+"""A connection: a WebSocket, or the SSE + POST fallback."""
+_NOT_A_TRANSPORT_PROBLEM = frozenset({401, 429, 503})
+"""Handshake refusals the fallback would get too (auth, rate limits, capacity)."""
 
 Listener = Callable[[Any], Awaitable[None] | None]
 Answer = Callable[[Any], Any]
@@ -72,7 +78,10 @@ class Client:
     (`QueueFull` past it) and go out after the next welcome. With `device` (a stable id of
     this device, sent as `?device=`), the user's durable messages that arrived while it was
     away are delivered after the welcome and acknowledged once their listeners ran
-    (`auto_ack`; otherwise call `ack(offset)`).
+    (`auto_ack`; otherwise call `ack(offset)`). With `transports=("websocket", "sse")`, when
+    a WebSocket cannot be opened within `connect_timeout` (refused upgrade, reset, timeout)
+    the client uses Server-Sent Events + POST on the same route (needs aiohttp), and keeps
+    that transport for its reconnects; `transport` says which one is in use.
     """
 
     def __init__(
@@ -91,11 +100,18 @@ class Client:
         no_reconnect_codes: Iterable[int] = NO_RECONNECT_CODES,
         device: str | None = None,
         auto_ack: bool = True,
+        transports: Iterable[str] = ("websocket",),
     ) -> None:
         if max_queued < 0:
             raise ValueError("max_queued must be >= 0")
         self.url = _with_device(url, device) if device is not None else url
         self.auto_ack = auto_ack
+        self.transports = tuple(transports)
+        unknown = set(self.transports) - {"websocket", "sse"}
+        if unknown or not self.transports:
+            raise ValueError(f"transports are 'websocket' and/or 'sse', not {sorted(unknown) or 'none'}")
+        self.transport: str | None = None
+        """The transport of the current or last connection: "websocket" or "sse"."""
         self.device: str | None = None
         """The inbox device of the current connection (from its welcome), or None."""
         self.token = token
@@ -127,7 +143,7 @@ class Client:
         self._delivery_ready = asyncio.Event()
         self._delivery_space = asyncio.Event()
         self._ids = itertools.count(1)
-        self._ws: WebSocketClient | None = None
+        self._ws: Link | None = None
         self._runner: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -201,7 +217,7 @@ class Client:
             self._ack_scheduled = True
             self._spawn(self._send_ack(self._ws))
 
-    async def _send_ack(self, ws: WebSocketClient | None) -> None:
+    async def _send_ack(self, ws: Link | None) -> None:
         await asyncio.sleep(0)
         if not self._ack_scheduled:
             return
@@ -415,7 +431,7 @@ class Client:
 
     # ---- receiving -----------------------------------------------------------------------------
 
-    def _received(self, ws: WebSocketClient, message: str | bytes) -> None:
+    def _received(self, ws: Link, message: str | bytes) -> None:
         try:
             envelope = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
@@ -470,7 +486,7 @@ class Client:
         else:
             pending.future.set_result(envelope.get("data"))
 
-    async def _answer(self, ws: WebSocketClient, kind: str, request_id: Any, data: Any) -> None:
+    async def _answer(self, ws: Link, kind: str, request_id: Any, data: Any) -> None:
         fn = self._answers.get(kind)
         reply: dict[str, Any]
         if fn is None:
@@ -549,7 +565,7 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _open(self) -> WebSocketClient:
+    async def _open(self) -> Link:
         """One attempt: handshake, then the welcome."""
         source = self.token
         token = source() if callable(source) else source
@@ -558,9 +574,7 @@ class Client:
         headers = dict(self.headers)
         if token:
             headers["authorization"] = f"Bearer {token}"
-        ws = await connect(
-            self.url, headers=headers, subprotocols=[SUBPROTOCOL], timeout=self.connect_timeout, ssl=self.ssl
-        )
+        ws = await self._handshake(headers)
         try:
             first = await ws.recv(timeout=self.connect_timeout)
             welcome = orjson.loads(first)
@@ -581,7 +595,27 @@ class Client:
         self._ack_up_to = 0
         return ws
 
-    async def _welcomed(self, ws: WebSocketClient) -> None:
+    async def _handshake(self, headers: dict[str, str]) -> Link:
+        """A WebSocket, or (after a WebSocket attempt fails, if allowed) the SSE + POST fallback."""
+        if self.transport != "sse" and "websocket" in self.transports:
+            try:
+                ws = await connect(
+                    self.url, headers=headers, subprotocols=[SUBPROTOCOL], timeout=self.connect_timeout, ssl=self.ssl
+                )
+            except HandshakeError as exc:
+                if "sse" not in self.transports or exc.status in _NOT_A_TRANSPORT_PROBLEM:
+                    raise
+            except (OSError, TimeoutError, ConnectionClosed):
+                if "sse" not in self.transports:
+                    raise
+            else:
+                self.transport = "websocket"
+                return ws
+        link = await open_sse(self.url, headers=headers, timeout=self.connect_timeout, ssl=self.ssl)
+        self.transport = "sse"
+        return link
+
+    async def _welcomed(self, ws: Link) -> None:
         """The connection is up: rejoin (recovering), send what waited, tell the app."""
         reconnected = self._ever_connected
         self._ever_connected = True
@@ -598,7 +632,7 @@ class Client:
             if pending is not None:
                 pending.sent = True
 
-    async def _run(self, ws: WebSocketClient) -> None:
+    async def _run(self, ws: Link) -> None:
         """Read the connection; when it ends, reconnect with backoff until told to stop."""
         attempt = 0
         while True:
@@ -631,7 +665,7 @@ class Client:
             attempt = 0
             await self._welcomed(ws)
 
-    async def _read(self, ws: WebSocketClient) -> tuple[int | None, str]:
+    async def _read(self, ws: Link) -> tuple[int | None, str]:
         while True:
             try:
                 message = await ws.recv(timeout=None)
@@ -643,7 +677,7 @@ class Client:
             await ws.wait_closed(timeout=1.0)
         return ws.close_code, ws.close_reason
 
-    def _lost(self, ws: WebSocketClient, code: int | None, reason: str) -> None:
+    def _lost(self, ws: Link, code: int | None, reason: str) -> None:
         if ws is not self._ws:
             return
         self._ws = None

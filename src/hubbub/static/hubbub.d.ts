@@ -59,6 +59,14 @@ declare namespace Hubbub {
      */
     autoAck?: boolean;
     /**
+     * The transports to use, in order: ["websocket"] (default) or ["websocket", "sse"], which falls back
+     * to Server-Sent Events + POST on the same route when the WebSocket closes before it opened, or has
+     * not opened within `fallbackAfterMs` (default 5000); the fallback is kept for reconnects. The token
+     * goes as `?token=` on that transport (EventSource cannot set headers).
+     */
+    transports?: ReadonlyArray<"websocket" | "sse">;
+    fallbackAfterMs?: number;
+    /**
      * The inbox device this client speaks for, sent as `?device=<id>` (1-64 of A-Z a-z 0-9 _ . : -):
      * an id of your own, or `true` for this browser's stable id, made once and kept in localStorage
      * under `deviceKey` (for this page only when storage is unavailable). Default: none.
@@ -280,6 +288,8 @@ declare namespace Hubbub {
     readonly device: string | null;
     /** The device id this client sends (`options.device`), or null. */
     readonly deviceId: string | null;
+    /** The transport of the current or last connection ("websocket" or "sse"), null before the first. */
+    readonly transport: "websocket" | "sse" | null;
 
     /**
      * Listen to an event: a server event type (data is the envelope's "data"; for "hubbub.error" its

@@ -47,6 +47,64 @@
     return parsed.href;
   }
 
+  /**
+   * The fallback transport, with the WebSocket interface the Client uses (readyState, send,
+   * close, onmessage, onclose): an EventSource on the route's http(s) URL for what the server
+   * sends, one POST per message (in order) for what the client sends. EventSource cannot set
+   * headers, so the token travels as `?token=`.
+   */
+  class SseLink {
+    constructor(url, token) {
+      const parsed = new URL(url);
+      parsed.protocol = parsed.protocol === "wss:" ? "https:" : "http:";
+      if (token) parsed.searchParams.set("token", token);
+      this.url = parsed.href;
+      this.readyState = 0;
+      this.onmessage = null;
+      this.onclose = null;
+      this._session = null;
+      this._posting = Promise.resolve();
+      const source = (this._source = new EventSource(this.url));
+      source.addEventListener("session", (event) => {
+        this._session = JSON.parse(event.data).session;
+        this.readyState = 1;
+      });
+      source.onmessage = (event) => {
+        if (this.readyState === 1 && this.onmessage) this.onmessage({ data: event.data });
+      };
+      source.addEventListener("close", (event) => {
+        const closing = JSON.parse(event.data);
+        this._end(closing.code, closing.reason, true);
+      });
+      source.onerror = () => this._end(1006, "event stream dropped", false);
+    }
+
+    send(text) {
+      if (this.readyState !== 1) return;
+      const target = new URL(this.url);
+      target.searchParams.set("session", this._session);
+      const post = () =>
+        fetch(target.href, { method: "POST", body: text, headers: { "content-type": "application/json" } }).then(
+          (answer) => {
+            if (answer.status !== 202) this._end(1006, `POST answered ${answer.status}`, false);
+          },
+          () => this._end(1006, "POST failed", false),
+        );
+      this._posting = this._posting.then(post);
+    }
+
+    close(code = 1000, reason = "") {
+      this._end(code, reason, true);
+    }
+
+    _end(code, reason, wasClean) {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      this._source.close();
+      if (this.onclose) this.onclose({ code, reason, wasClean });
+    }
+  }
+
   const DEVICE_KEY = "hubbub.device";
 
   /** This browser's device id: kept in localStorage under `key` (made once), or for this page
@@ -195,7 +253,11 @@
         maxBuffered: options.maxBuffered ?? 1000,
         overCapacityDelayMs: options.overCapacityDelayMs ?? 5000,
         autoAck: options.autoAck !== false,
+        transports: options.transports ? Array.from(options.transports) : ["websocket"],
+        fallbackAfterMs: options.fallbackAfterMs ?? 5000,
       };
+      /** The transport of the current or last connection: "websocket" or "sse" (after a fallback, kept). */
+      this.transport = null;
       /** Id of the current connection (from the welcome); null while disconnected. */
       this.clientId = null;
       /** The user id the server authenticated (from the last welcome); null when anonymous. */
@@ -535,9 +597,12 @@
       if (generation !== this._generation || this._stopped) return;
       const protocols = [SUBPROTOCOL, ...this.options.protocols.filter((name) => name !== SUBPROTOCOL)];
       if (token) protocols.push(TOKEN_PREFIX + token);
+      const sse = this.transport === "sse" || !this.options.transports.includes("websocket");
+      const mayFallBack = !sse && this.options.transports.includes("sse");
       let ws;
       try {
-        ws = new WebSocket(this.url, protocols);
+        ws = sse ? new SseLink(this.url, token) : new WebSocket(this.url, protocols);
+        this.transport = sse ? "sse" : "websocket";
       } catch (error) {
         this._fire("error", { error, phase: "connect" });
         this._stopped = true;
@@ -546,14 +611,37 @@
       }
       this._ws = ws;
       this._welcomed = false;
+      let opened = false;
       ws.onmessage = (event) => {
         if (ws === this._ws) this._received(ws, event.data);
       };
       ws.onclose = (event) => {
         if (ws !== this._ws) return;
         this._ws = null;
+        if (mayFallBack && !opened) {
+          this._fallBack(generation);
+          return;
+        }
         this._closed({ code: event.code, reason: event.reason, wasClean: event.wasClean });
       };
+      if (mayFallBack) {
+        ws.onopen = () => {
+          opened = true;
+        };
+        setTimeout(() => {
+          if (ws !== this._ws || opened) return;
+          this._ws = null;
+          ws.close();
+          this._fallBack(generation);
+        }, this.options.fallbackAfterMs);
+      }
+    }
+
+    /** The WebSocket could not be opened (refused, reset, or not within fallbackAfterMs): use SSE + POST. */
+    _fallBack(generation) {
+      if (generation !== this._generation || this._stopped) return;
+      this.transport = "sse";
+      this._open();
     }
 
     _received(ws, text) {
