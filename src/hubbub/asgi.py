@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.transport import handshake
-from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, OP_TEXT
-from hubbub.transport.message import BackpressurePolicy, Outgoing
+from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY
+from hubbub.transport.queued import QueuedTransport
 
 if TYPE_CHECKING:
     from hubbub.fallback import FallbackSessions
@@ -309,91 +308,43 @@ class AsgiBridge:
             await send({"type": "websocket.close", "code": CLOSE_POLICY})
 
 
-class AsgiWebSocket:
+class AsgiWebSocket(QueuedTransport):
     """A WebSocket served by an ASGI server, with the native transport's interface upward:
     `send`, `send_message`, `close`, `pause_reading`, `resume_reading`, `buffered_amount`."""
 
     __slots__ = (
         "_backlog",
         "_close_timer",
-        "_limit",
         "_opts",
-        "_policy",
-        "_queue",
-        "_queued",
-        "_read_allowed",
         "_reader",
         "_send",
-        "_stats",
-        "_wakeup",
         "close_code",
         "close_reason",
-        "dropped",
         "listener",
         "state",
     )
 
     def __init__(self, send: Send, opts: ServerOptions, stats: TransportStats, listener: WebSocketListener) -> None:
+        super().__init__(opts, stats)
         self._send = send
         self._opts = opts
-        self._stats = stats
         self.listener = listener
         self.state = OPEN
         self.close_code = CLOSE_ABNORMAL
         self.close_reason = ""
-        self.dropped = 0
-        self._limit = opts.max_backpressure
-        self._policy: BackpressurePolicy = opts.backpressure_policy
-        self._queue: deque[str | bytes | object] = deque()
-        self._queued = 0
         self._backlog = False
-        self._wakeup = asyncio.Event()
-        self._read_allowed = asyncio.Event()
-        self._read_allowed.set()
         self._reader: asyncio.Task[Any] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
 
     # ---- outgoing ----------------------------------------------------------------------
 
-    def configure_backpressure(self, limit: int, policy: BackpressurePolicy) -> None:
-        """Use this route's backpressure limit and policy ("conflate" drops here, as "drop" does:
-        the ASGI server's own buffer hides which messages are still pending)."""
-        self._limit = limit
-        self._policy = policy
-
     def send(self, data: str | bytes) -> bool:
         """Queue a text (str) or binary (bytes) message; False if dropped or closed."""
-        if self.state != OPEN:
+        if self.state != OPEN or not self._enqueue(data):
             return False
-        size = len(data)
-        if self._queued and self._queued + size > self._limit:
-            return self._over_limit()
-        self._queue.append(data)
-        self._queued += size
         if self._queued > self._limit // 2:
             self._backlog = True
-        self._wakeup.set()
         return True
-
-    def send_message(self, message: Outgoing) -> bool:
-        """Queue a message that may be going to many connections."""
-        payload = message.payload
-        return self.send(payload.decode("utf-8") if message.opcode == OP_TEXT else payload)
-
-    def _over_limit(self) -> bool:
-        self.dropped += 1
-        self._stats.dropped_messages += 1
-        if self._policy == "close":
-            self._stats.backpressure_closes += 1
-            self._queue.clear()
-            self._queued = 0
-            self.close(CLOSE_POLICY, "backpressure limit exceeded")
-        return False
-
-    @property
-    def buffered_amount(self) -> int:
-        """Bytes (characters, for text) queued and not yet handed to the ASGI server."""
-        return self._queued
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close after what is queued; the connection ends when the server reports it."""
@@ -441,19 +392,6 @@ class AsgiWebSocket:
             self._reader.cancel()
 
     # ---- incoming ----------------------------------------------------------------------
-
-    @property
-    def reading_paused(self) -> bool:
-        """Whether reading is paused because the app is behind on this connection."""
-        return not self._read_allowed.is_set()
-
-    def pause_reading(self) -> None:
-        """Stop taking messages from the ASGI server (the app is behind)."""
-        self._read_allowed.clear()
-
-    def resume_reading(self) -> None:
-        """Take messages again."""
-        self._read_allowed.set()
 
     async def run(self, receive: Receive) -> None:
         """Pass messages up until the connection ends, then report the close once."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -22,8 +22,8 @@ import orjson
 
 from hubbub.auth import AuthError, as_user
 from hubbub.http import JSONResponse, Request, Response, StreamingResponse, error_response
-from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, OP_TEXT
-from hubbub.transport.message import BackpressurePolicy, Outgoing
+from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY
+from hubbub.transport.queued import QueuedTransport
 
 if TYPE_CHECKING:
     from hubbub.connection import Connection
@@ -57,26 +57,18 @@ def _frame(data: str) -> bytes:
     return b"data: " + data.encode("utf-8") + b"\n\n"
 
 
-class SseTransport:
+class SseTransport(QueuedTransport):
     """One fallback session's transport: a bounded outgoing queue read by the event stream,
     and the POSTs' messages passed up; the WebSocket transports' interface to the Connection."""
 
     def __init__(self, session: str, opts: ServerOptions, stats: TransportStats, listener: Connection) -> None:
+        super().__init__(opts, stats)
         self.session = session
         self.listener = listener
-        self._stats = stats
         self.close_code = CLOSE_ABNORMAL
         self.close_reason = "event stream dropped"
-        self.dropped = 0
         self.closed = False
         self._closing = False
-        self._limit = opts.max_backpressure
-        self._policy: BackpressurePolicy = opts.backpressure_policy
-        self._queue: deque[str | object] = deque()
-        self._queued = 0
-        self._wakeup = asyncio.Event()
-        self._read_allowed = asyncio.Event()
-        self._read_allowed.set()
         self._streaming = False
         self._close_timeout = opts.close_timeout
         self._close_timer: asyncio.TimerHandle | None = None
@@ -84,40 +76,11 @@ class SseTransport:
 
     # ---- outgoing (the Connection calls these) -------------------------------------------
 
-    def configure_backpressure(self, limit: int, policy: BackpressurePolicy) -> None:
-        """Use the route's limit and policy ("conflate" drops, as on ASGI)."""
-        self._limit = limit
-        self._policy = policy
-
     def send(self, data: str | bytes) -> bool:
         """Queue one envelope (text); False if dropped or closed. Binary has no SSE form."""
         if self._closing:
             return False
-        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-        size = len(text)
-        if self._queued and self._queued + size > self._limit:
-            self.dropped += 1
-            self._stats.dropped_messages += 1
-            if self._policy == "close":
-                self._stats.backpressure_closes += 1
-                self._queue.clear()
-                self._queued = 0
-                self.close(CLOSE_POLICY, "backpressure limit exceeded")
-            return False
-        self._queue.append(text)
-        self._queued += size
-        self._wakeup.set()
-        return True
-
-    def send_message(self, message: Outgoing) -> bool:
-        """Queue a message that may be going to many connections."""
-        payload = message.payload
-        return self.send(payload.decode("utf-8") if message.opcode == OP_TEXT else payload)
-
-    @property
-    def buffered_amount(self) -> int:
-        """Characters queued and not yet written to the stream."""
-        return self._queued
+        return self._enqueue(data if isinstance(data, str) else data.decode("utf-8", "replace"))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """End the stream after what is queued, with a `close` event carrying the code; a peer
@@ -130,19 +93,6 @@ class SseTransport:
         self._queue.append(_CLOSE)
         self._wakeup.set()
         self._close_timer = asyncio.get_running_loop().call_later(self._close_timeout, self.end)
-
-    @property
-    def reading_paused(self) -> bool:
-        """Whether POSTs are held because the app is behind on this connection."""
-        return not self._read_allowed.is_set()
-
-    def pause_reading(self) -> None:
-        """Hold POSTs (the app is behind on this connection)."""
-        self._read_allowed.clear()
-
-    def resume_reading(self) -> None:
-        """Take POSTed messages again."""
-        self._read_allowed.set()
 
     # ---- incoming (POSTs) ---------------------------------------------------------------
 
