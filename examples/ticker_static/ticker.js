@@ -1,10 +1,18 @@
-// The ticker page: tick the symbols to watch; their rows update on every "tick".
+// The ticker page: tick the symbols to watch; each is a room with history, joined through hubbub.js.
+// Joining asks for the room's latest tick, so a price shows at once. After a reconnect hubbub.js joins
+// each room again "since" the last tick shown: the ticks missed meanwhile arrive through the same
+// "tick" listener, once, in order. When they can no longer be recovered (recovered: false), the page
+// reloads the row's state with a "quotes" request.
 (() => {
   "use strict";
 
+  const MAX_LOGGED = 2000;
   const $ = (selector) => document.querySelector(selector);
   const client = new Hubbub.Client("/ticker");
   const rows = new Map(); // symbol -> {row, first}: the table row and the first price seen
+  // What the page was handed, oldest first: {symbol, price, ts, offset} per tick (the last MAX_LOGGED),
+  // and the symbols whose state was reloaded after a recovery failed.
+  const state = (window.tickerPage = { ticks: [], reloads: [] });
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -18,20 +26,13 @@
     $("#status").textContent = status;
   }
 
-  function checked() {
-    return Array.from(document.querySelectorAll("#symbols input:checked"), (box) => box.value);
-  }
+  const roomOf = (symbol) => "ticker:" + symbol;
+  const symbolOf = (room) => room.slice("ticker:".length);
 
   function show({ symbol, price, ts }) {
-    let entry = rows.get(symbol);
-    if (!entry) {
-      const row = el("tr");
-      row.dataset.symbol = symbol;
-      row.append(el("td", "symbol", symbol), el("td", "price"), el("td", "change"), el("td", "time"));
-      insertSorted(row, symbol);
-      entry = { row, first: price };
-      rows.set(symbol, entry);
-    }
+    const entry = rows.get(symbol);
+    if (!entry) return;
+    if (entry.first === null) entry.first = price;
     const change = price - entry.first;
     const cells = entry.row.children;
     cells[1].textContent = price.toFixed(2);
@@ -41,10 +42,14 @@
     entry.row.dataset.ts = String(ts);
   }
 
-  function insertSorted(row, symbol) {
+  function addRow(symbol) {
+    const row = el("tr");
+    row.dataset.symbol = symbol;
+    row.append(el("td", "symbol", symbol), el("td", "price"), el("td", "change"), el("td", "time"));
     const body = $("#quotes tbody");
     const after = Array.from(body.children).find((other) => other.dataset.symbol > symbol);
     body.insertBefore(row, after || null);
+    rows.set(symbol, { row, first: null });
   }
 
   function forget(symbol) {
@@ -53,11 +58,33 @@
     rows.delete(symbol);
   }
 
-  async function subscribe(symbols) {
-    if (symbols.length === 0) return;
+  async function watch(symbol) {
+    addRow(symbol);
     try {
-      const { ticks } = await client.request("subscribe", { symbols });
+      await client.join(roomOf(symbol), { history: 1 }); // the latest tick comes through the "tick" listener
+    } catch (error) {
+      forget(symbol);
+      $("#error").textContent = error.message;
+    }
+  }
+
+  async function unwatch(symbol) {
+    forget(symbol);
+    try {
+      await client.leave(roomOf(symbol));
+    } catch (error) {
+      $("#error").textContent = error.message;
+    }
+  }
+
+  /** The ticks missed could not be recovered: take the symbol's current value instead. */
+  async function reload(symbol) {
+    state.reloads.push(symbol);
+    try {
+      const { ticks } = await client.request("quotes", { symbols: [symbol] });
       ticks.forEach(show);
+      const entry = rows.get(symbol);
+      if (entry) entry.row.dataset.reloaded = "true";
     } catch (error) {
       $("#error").textContent = error.message;
     }
@@ -66,16 +93,8 @@
   async function toggled(event) {
     const box = event.target;
     $("#error").textContent = "";
-    if (box.checked) {
-      await subscribe([box.value]);
-      return;
-    }
-    forget(box.value);
-    try {
-      await client.request("unsubscribe", { symbols: [box.value] });
-    } catch (error) {
-      $("#error").textContent = error.message;
-    }
+    if (box.checked) await watch(box.value);
+    else await unwatch(box.value);
   }
 
   async function listSymbols() {
@@ -95,14 +114,24 @@
 
   client.on("open", async ({ reconnected }) => {
     setStatus("connected");
-    if (!reconnected) await listSymbols();
-    else await subscribe(checked()); // subscriptions are rooms of the old connection: ask again
+    if (!reconnected) await listSymbols(); // after a reconnect hubbub.js rejoins the rooms itself
   });
   client.on("reconnecting", () => setStatus("reconnecting"));
   client.on("close", ({ willReconnect }) => {
     if (!willReconnect) setStatus("offline");
   });
-  client.on("tick", (tick) => {
-    if (rows.has(tick.symbol)) show(tick);
+  client.on("recovery", ({ room, recovered }) => {
+    if (!recovered && rows.has(symbolOf(room))) reload(symbolOf(room));
+  });
+  client.on("rejoin", ({ failed }) => {
+    for (const { room, error } of failed) {
+      if (error.code !== "disconnected") $("#error").textContent = `could not rejoin ${room}: ${error.message}`;
+    }
+  });
+  client.on("tick", (tick, envelope) => {
+    if (!rows.has(tick.symbol)) return;
+    state.ticks.push({ ...tick, offset: envelope.offset });
+    if (state.ticks.length > MAX_LOGGED) state.ticks.shift();
+    show(tick);
   });
 })();
