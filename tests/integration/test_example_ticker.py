@@ -164,7 +164,9 @@ async def test_clients_cannot_publish_ticks(ticker: tuple[ModuleType, TestServer
         (None, []),
     ],
 )
-async def test_bad_quotes_are_validation_errors(ticker: tuple[ModuleType, TestServer], data: Any, loc: list[Any]) -> None:
+async def test_bad_quotes_are_validation_errors(
+    ticker: tuple[ModuleType, TestServer], data: Any, loc: list[Any]
+) -> None:
     _, server = ticker
     async with connect(server, "hubbub") as client:
         error = await client.error("quotes", data)
@@ -173,7 +175,7 @@ async def test_bad_quotes_are_validation_errors(ticker: tuple[ModuleType, TestSe
 
 
 async def test_quotes_are_current_and_an_unknown_symbol_is_named(ticker: tuple[ModuleType, TestServer]) -> None:
-    module, server = ticker
+    _, server = ticker
     async with connect(server) as client:
         reply = await client.call("quotes", {"symbols": ["nvda", "AAPL", "NVDA"]})  # case and repeats do not matter
         assert [tick["symbol"] for tick in reply["ticks"]] == ["NVDA", "AAPL"]
