@@ -4,7 +4,8 @@
 
 Each example runs in-process on a free port; the chat page shows two people after one of them
 came back from a network drop (what was said meanwhile recovered), the notifications page
-shows what waited while the browser was away, the ticker page shows live prices.
+shows what waited while the browser was away, the ticker page shows live prices after a network drop
+(the ticks missed meanwhile recovered).
 """
 
 from __future__ import annotations
@@ -90,17 +91,24 @@ async def notifications(browser: Browser) -> None:
 
 
 async def ticker(browser: Browser) -> None:
+    from tests.support.relay import Relay
+
     os.environ["TICKER_INTERVAL"] = "0.2"
     os.environ["TICKER_SEED"] = "7"
     from hubbub.testing import serve_app
 
-    async with serve_app(app_of("ticker")) as server:
-        page = await page_of(browser, server.http_url("/"))
+    async with serve_app(app_of("ticker")) as server, Relay(server.port) as relay:
+        page = await page_of(browser, relay.url("/", scheme="http"))
         await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
         for symbol in ("AAPL", "MSFT", "NVDA"):
             await page.check(f"#symbol-{symbol}")
         await expect(page.locator("#quotes tbody tr")).to_have_count(3)
-        await page.wait_for_timeout(1500)  # a few ticks move the prices
+        relay.take_down()
+        await expect(page.locator("#status")).not_to_have_attribute("data-state", "connected")
+        await page.wait_for_timeout(1500)  # ticks go on while the page is away
+        relay.bring_up()
+        await expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=20_000)
+        await page.wait_for_timeout(600)  # the ticks missed are recovered, then live ones follow
         await page.screenshot(path=str(OUT / "ticker.png"))
 
 

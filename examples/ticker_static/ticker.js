@@ -13,6 +13,7 @@
   // What the page was handed, oldest first: {symbol, price, ts, offset} per tick (the last MAX_LOGGED),
   // and the symbols whose state was reloaded after a recovery failed.
   const state = (window.tickerPage = { ticks: [], reloads: [] });
+  let recoveredTicks = 0; // missed ticks recovered since the connection came back
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -120,10 +121,14 @@
   client.on("close", ({ willReconnect }) => {
     if (!willReconnect) setStatus("offline");
   });
-  client.on("recovery", ({ room, recovered }) => {
-    if (!recovered && rows.has(symbolOf(room))) reload(symbolOf(room));
+  client.on("recovery", ({ room, recovered, missed }) => {
+    if (recovered) recoveredTicks += missed;
+    else if (rows.has(symbolOf(room))) reload(symbolOf(room));
   });
-  client.on("rejoin", ({ failed }) => {
+  client.on("rejoin", ({ failed, unrecovered }) => {
+    const reloaded = unrecovered.length ? `; reloaded ${unrecovered.map(symbolOf).join(", ")}` : "";
+    $("#note").textContent = `Back online: ${recoveredTicks} missed ticks recovered${reloaded}.`;
+    recoveredTicks = 0;
     for (const { room, error } of failed) {
       if (error.code !== "disconnected") $("#error").textContent = `could not rejoin ${room}: ${error.message}`;
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -125,6 +126,9 @@ async def test_page_shows_every_tick_missed_while_the_server_was_killed_and_rest
                 row = page.locator(f'#quotes tr[data-symbol="{symbol}"]')
                 await expect(row).not_to_have_attribute("data-reloaded", "true")  # recovered, not reloaded
             assert await page.evaluate("window.tickerPage.reloads") == []
+            note = await page.locator("#note").text_content() or ""
+            recovered = re.fullmatch(r"Back online: (\d+) missed ticks recovered\.", note)
+            assert recovered and int(recovered[1]) >= 40, note  # 20 or more per symbol
             assert errors == []
             second.kill()
             await asyncio.to_thread(second.wait, 10)
@@ -177,5 +181,6 @@ async def test_page_reloads_a_symbol_whose_missed_ticks_are_no_longer_kept(
             assert offsets[resumed] > shown[symbol] + 10  # what was not kept is not pretended
             assert offsets[resumed:] == list(range(offsets[resumed], offsets[-1] + 1))  # then live, in order
         assert sorted(await page.evaluate("window.tickerPage.reloads")) == SYMBOLS
+        await expect(page.locator("#note")).to_have_text("Back online: 0 missed ticks recovered; reloaded AAPL, MSFT.")
         assert errors == []
         await page.context.close()
