@@ -73,3 +73,39 @@ async def test_notifications_wait_for_the_browser_and_are_shown_once(browser: Br
     await expect(page.locator("#notifications li.notice")).to_have_count(0)
     assert errors == []
     await context.close()
+
+
+async def test_notifications_sent_while_the_network_was_down_arrive_once_in_order(
+    browser: Browser, site: TestServer
+) -> None:
+    from tests.support.relay import Relay
+
+    async with Relay(site.port) as relay:
+        context = await browser.new_context()
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(relay.url("/", scheme="http"))  # the page and its connection go through the relay
+        await page.fill("#user-id", "bob")
+        await page.press("#user-id", "Enter")
+        await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+        titles = page.locator("#notifications li.notification .title")
+        await notify(site, "bob", "before")
+        await expect(titles).to_have_text(["before"])
+        await titles.first.evaluate("(title) => { title.dataset.seen = 'kept'; }")
+
+        relay.take_down()  # the same page, not a reload: hubbub.js reconnects with the same device
+        await expect(page.locator("#status")).not_to_have_attribute("data-state", "connected")
+        for n in range(3):
+            await notify(site, "bob", f"while down {n}")
+        relay.bring_up()
+        await expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=30_000)
+        await expect(titles).to_have_text(["while down 2", "while down 1", "while down 0", "before"])
+        await expect(page.locator("#notifications li.notice .body")).to_have_text(
+            ["3 notifications while you were away"]
+        )
+        await notify(site, "bob", "after")
+        await expect(titles).to_have_text(["after", "while down 2", "while down 1", "while down 0", "before"])
+        await expect(titles.last).to_have_attribute("data-seen", "kept")  # nothing was reloaded
+        assert errors == []
+        await context.close()
