@@ -507,13 +507,14 @@ class App:
         if found is None or not isinstance(found[0], Channel):
             return refused
         endpoint = found[0]
-        if request.method == "POST" and session_of(request) is not None:
-            authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
-            return await self.fallback.post(request, self.options, authenticator)
-        if not wants_event_stream(request):
+        posting = request.method == "POST" and session_of(request) is not None
+        if not posting and not wants_event_stream(request):
             return refused
         if not handshake.origin_allowed(request, self.options.allowed_origins):
             return error_response(403, "origin not allowed")
+        if posting:
+            authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
+            return await self.fallback.post(request, self.options, authenticator)
         decided = await self.handle_upgrade(request)
         if isinstance(decided, ClosingSession):
             status = {CLOSE_TRY_AGAIN_LATER: 503, CLOSE_TOO_MANY_CONNECTIONS: 429}.get(decided.code, 401)

@@ -249,7 +249,10 @@ class AsgiBridge:
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": b"" if head_only else response.body})
             return
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        except OSError:
+            return  # the client left before the answer (ASGI servers raise OSError then): the body never starts
         if not head_only:
             try:
                 if not await _stream_until_disconnect(send, response, receive):

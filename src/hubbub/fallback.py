@@ -36,7 +36,7 @@ EVENT_STREAM: Final = "text/event-stream"
 HEARTBEAT_SECONDS: Final = 15.0
 """A comment line this often keeps proxies from timing the stream out and finds dead peers."""
 STREAM_START_TIMEOUT: Final = 10.0
-"""A session whose stream is not being read by then is closed."""
+"""The default `FallbackSessions.start_timeout`: a session whose stream has not started by then is closed."""
 REMEMBERED_ENDED: Final = 4096
 """How many ended session ids are remembered, to answer 410 instead of 404."""
 
@@ -160,8 +160,12 @@ class SseTransport(QueuedTransport):
 class FallbackSessions:
     """The open fallback sessions of one App, by id, and the ids that ended lately."""
 
-    def __init__(self, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, heartbeat: float = HEARTBEAT_SECONDS, start_timeout: float = STREAM_START_TIMEOUT) -> None:
         self.heartbeat = heartbeat
+        """Seconds without traffic before a stream gets a `: heartbeat` comment."""
+        self.start_timeout = start_timeout
+        """Seconds after the handshake by which the HTTP server must have started sending the stream (an
+        ASGI server whose client left before the answer never does); the session is closed otherwise."""
         self.open: dict[str, SseTransport] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
 
@@ -172,7 +176,7 @@ class FallbackSessions:
         transport.on_end = self._ended_one
         self.open[session] = transport
         conn.attach(transport)  # type: ignore[arg-type]  # the WebSocket transports' interface
-        asyncio.get_running_loop().call_later(STREAM_START_TIMEOUT, transport.end_if_unread)
+        asyncio.get_running_loop().call_later(self.start_timeout, transport.end_if_unread)
         headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
         return StreamingResponse(transport.stream(self.heartbeat), headers=headers, media_type=EVENT_STREAM)
 

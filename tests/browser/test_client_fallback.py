@@ -97,3 +97,43 @@ async def test_page_recovers_after_the_stream_drops(browser: Browser, server: Te
         assert [c["data"]["n"] for c in chat] == list(range(41))
     assert await tab.js("() => clients.a.transport") == "sse"
     await tab.close()
+
+
+@pytest.mark.timeout(60)
+async def test_page_falls_back_when_the_upgrade_is_never_answered(browser: Browser, server: TestServer) -> None:
+    """A network that takes the upgrade request and says nothing: no close, no error, so only
+    `fallbackAfterMs` ends the attempt; the page then works over SSE + POST."""
+    async with Relay(server.port, hold_upgrades=True) as silent:
+        tab = await Tab.open(browser, silent.url("/", scheme="http"))
+        options = {**FALLBACK, "fallbackAfterMs": 1500}
+        started = await tab.js("() => performance.now()")
+        await tab.connect("a", "/rooms", options, listen=("chat",))
+        waited = await tab.js("() => performance.now()") - started
+        assert await tab.js("() => clients.a.transport") == "sse"
+        assert silent.held_upgrades == 1
+        assert waited >= 1500  # not before the bound: a slow upgrade is given its time
+        await tab.js("() => clients.a.join('quiet')")
+        async with Client(server.url("/rooms")) as direct:
+            await direct.publish("quiet", "chat", {"text": "over sse"})
+            [chat] = await tab.wait_events("a", "chat")
+            assert chat["data"] == {"text": "over sse"}
+        assert await tab.js("() => clients.a.request('add', { a: 1, b: 2 })") == 3
+        await tab.close()
+
+
+@pytest.mark.timeout(60)
+async def test_an_upgrade_answered_within_fallback_after_ms_stays_a_websocket(
+    browser: Browser, server: TestServer
+) -> None:
+    """The other side of the bound: the same page and options through a relay that passes the
+    upgrade keep the WebSocket."""
+    async with Relay(server.port) as passing:
+        tab = await Tab.open(browser, passing.url("/", scheme="http"))
+        started = await tab.js("() => performance.now()")
+        welcome = await tab.connect("a", "/rooms", {**FALLBACK, "fallbackAfterMs": 1500})
+        await tab.page.wait_for_function("(started) => performance.now() - started > 2000", arg=started)
+        assert await tab.js("() => clients.a.transport") == "websocket"  # the bound passed without effect
+        assert await tab.js("() => clients.a.clientId") == welcome["clientId"]
+        assert await tab.events("a", "close") == []
+        assert await tab.js("() => clients.a.request('add', { a: 1, b: 2 })") == 3
+        await tab.close()

@@ -1,7 +1,8 @@
 """A tiny TCP relay between test clients and a server: it can cut every connection through
 it (a network drop), refuse new ones for a while (the network stays down), and stop passing
 what the server sends (a client that stalls, so the server's queue for it fills); or, as a
-proxy that does not speak WebSocket, answer every upgrade request with 400 and pass the rest."""
+proxy that does not speak WebSocket, answer every upgrade request with 400 and pass the rest, or
+(a network that swallows upgrades) take every upgrade request and never answer it, passing the rest."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import socket
 class Relay:
     """Listens on 127.0.0.1 and a free port and forwards each connection to `target_port`."""
 
-    def __init__(self, target_port: int, *, refuse_upgrades: bool = False) -> None:
+    def __init__(self, target_port: int, *, refuse_upgrades: bool = False, hold_upgrades: bool = False) -> None:
         self.target_port = target_port
         self.refuse_upgrades = refuse_upgrades
         self.refused_upgrades = 0
+        self.hold_upgrades = hold_upgrades
+        self.held_upgrades = 0
         self.down = False
         self.port = 0
         self.accepted = 0
@@ -80,11 +83,15 @@ class Relay:
             return
         self.accepted += 1
         head = b""
-        if self.refuse_upgrades:
+        if self.refuse_upgrades or self.hold_upgrades:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
                 writer.transport.abort()  # type: ignore[attr-defined]
+                return
+            if b"upgrade: websocket" in head.lower() and self.hold_upgrades:
+                self.held_upgrades += 1
+                self._writers.add(writer)  # open, silent, until cut() or stop()
                 return
             if b"upgrade: websocket" in head.lower():
                 self.refused_upgrades += 1
