@@ -47,8 +47,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 import hubbub
 from hubbub import App, Event, JSONResponse, Request
-from hubbub.auth.jwt_auth import JWTAuth
-from hubbub.auth.user import AuthError, token_from_request
+from hubbub.auth import AuthError, JWTAuth, token_from_request
 from hubbub.protocol.envelope import Envelope, EnvelopeError
 
 HERE = Path(__file__).resolve().parent

@@ -41,7 +41,7 @@ import jwt
 
 import hubbub
 from hubbub import App, JSONResponse, Request
-from hubbub.auth.jwt_auth import JWTAuth
+from hubbub.auth import JWTAuth
 from hubbub.inbox import Inbox, InboxLimits
 from hubbub.protocol.envelope import Envelope
 

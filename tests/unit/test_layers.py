@@ -1,7 +1,8 @@
 """The package's layers (docs/architecture.md): every module imports only its own layer or the ones below.
 
 Every import of a hubbub module counts: at module level, inside a function, and under TYPE_CHECKING.
-The app layer's modules import each other without a cycle, and no run-time imports form a cycle anywhere.
+No imports form a cycle (type hints included) outside KNOWN_GROUPS, in the app layer none at all, and
+no run-time imports form a cycle anywhere.
 """
 
 from __future__ import annotations
@@ -27,6 +28,25 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 """Lowest first; a module belongs to the layer of its longest listed prefix ("hubbub" alone is the package's
 `__init__`, which gathers the public names from every layer)."""
+
+
+KNOWN_GROUPS: tuple[frozenset[str], ...] = (
+    frozenset(
+        {
+            "hubbub.runtime.connection",
+            "hubbub.runtime.events",
+            "hubbub.runtime.hub",
+            "hubbub.inbox.inbox",
+            "hubbub.inbox.session",
+            "hubbub.history.recovery",
+        }
+    ),
+    frozenset({"hubbub.history.store", "hubbub.history.redis"}),
+)
+"""Modules that name each other in type hints only (run-time imports have no cycle, see below): the Hub
+returns Connections and a Connection calls its Hub, an Event gives its connection and hub, the inbox and
+recovery deliver to Connections; a RedisStore makes its RedisHistory, which types its store. Imports
+inside a group may form cycles; a cycle through anything else fails."""
 
 
 @dataclass(frozen=True)
@@ -138,14 +158,16 @@ def test_no_module_imports_from_a_higher_layer() -> None:
     assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
 
 
-def test_the_app_layer_has_no_import_cycle() -> None:
-    app = next(index for index, (name, _) in enumerate(LAYERS) if name == "app")
+def test_no_import_cycle_but_the_known_groups() -> None:
+    """Type hints included: the app layer, and every other, imports without a cycle, except inside a known group."""
+    group_of = {module: group for group in KNOWN_GROUPS for module in group}
     edges: dict[str, set[str]] = {}
     for found in all_imports():
-        if layer_of(found.source) == app and layer_of(found.target) == app and found.source != found.target:
+        group = group_of.get(found.source)
+        if found.source != found.target and (group is None or found.target not in group):
             edges.setdefault(found.source, set()).add(found.target)
     cycle = find_cycle(edges)
-    assert cycle is None, "app-layer modules import each other in a circle: " + " -> ".join(cycle or ())
+    assert cycle is None, "modules import each other in a circle: " + " -> ".join(cycle or ())
 
 
 def test_run_time_imports_have_no_cycle() -> None:

@@ -34,7 +34,7 @@ DASHBOARD_PATH = "/_hubbub"
 LIVE_PATH = "/_hubbub/live"
 STATIC_PREFIX = "/_hubbub/static"
 ROOM = "samples"
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 PAGE = STATIC / "dashboard" / "index.html"
 
 
