@@ -15,7 +15,7 @@ that (the library defaults are 1 MiB and 256 KiB).
 """
 
 from hubbub import App, Event
-from hubbub.channel import RoomAction
+from hubbub.app.channel import RoomAction
 
 app = App(max_message_size=16 * 1024 * 1024, max_backpressure=64 * 1024 * 1024)
 

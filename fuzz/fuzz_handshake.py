@@ -14,11 +14,12 @@ from typing import Any
 from fuzz.runner import fuzz, instrumented
 
 with instrumented():
-    from hubbub.auth import AuthError, JWTAuth, token_from_request
-    from hubbub.http import Response
+    from hubbub.auth.jwt_auth import JWTAuth
+    from hubbub.auth.user import AuthError, token_from_request
     from hubbub.options import ServerOptions
     from hubbub.transport import handshake
     from hubbub.transport.server import HttpProtocol
+    from hubbub.web.response import Response
 
 OPTIONS = ServerOptions(max_request_head=4096, max_request_body=4096)
 AUTH = JWTAuth(secret="fuzz-secret-0123456789abcdef0123", audience="fuzz")

@@ -25,7 +25,7 @@ API_KEY = "screenshot-api-key"
 
 def app_of(name: str):  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(ROOT))
-    from hubbub.cli import load_app
+    from hubbub.serve.cli import load_app
 
     return load_app(f"examples/{name}.py:app")
 

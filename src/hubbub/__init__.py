@@ -16,14 +16,14 @@ async def echo(event):
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubbub.api_key import APIKeyAuth
-from hubbub.app import App
-from hubbub.auth import Authenticator, AuthError, JWTAuth, User, token_from_request
+from hubbub.app.app import App
+from hubbub.app.channel import Channel
+from hubbub.app.endpoint import WebSocketEndpoint
+from hubbub.app.folder import load_folder
+from hubbub.auth.api_key import APIKeyAuth
+from hubbub.auth.jwt_auth import JWTAuth
+from hubbub.auth.user import Authenticator, AuthError, User, token_from_request
 from hubbub.broker import MemoryBroker, MemoryBus
-from hubbub.channel import Channel
-from hubbub.connection import Connection
-from hubbub.emitter import Emitter
-from hubbub.endpoint import WebSocketEndpoint
 from hubbub.errors import (
     Abort,
     BrokerUnavailable,
@@ -36,26 +36,19 @@ from hubbub.errors import (
     ProtocolError,
     RequestFailed,
 )
-from hubbub.events import Event
-from hubbub.folder import load_folder
 from hubbub.history.base import HistoryPage, HistoryPolicy
 from hubbub.history.recovery import Published
-from hubbub.http import (
-    Headers,
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    QueryParams,
-    Request,
-    Response,
-    StaticFiles,
-    StreamingResponse,
-)
-from hubbub.hub import Hub
 from hubbub.inbox import Inbox, InboxLimits
 from hubbub.options import ServerOptions
 from hubbub.protocol.envelope import Envelope, EnvelopeError
-from hubbub.runner import RunningServer, run, serve, start
+from hubbub.runtime.connection import Connection
+from hubbub.runtime.emitter import Emitter
+from hubbub.runtime.events import Event
+from hubbub.runtime.hub import Hub
+from hubbub.serve.runner import RunningServer, run, serve, start
+from hubbub.web.request import Headers, QueryParams, Request
+from hubbub.web.response import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from hubbub.web.static import StaticFiles
 
 if TYPE_CHECKING:
     from hubbub.broker.redis import RedisBroker

@@ -1,5 +1,5 @@
 """`python -m hubbub` is the `hubbub` command."""
 
-from hubbub.cli import main
+from hubbub.serve.cli import main
 
 main()

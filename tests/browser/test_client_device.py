@@ -13,8 +13,8 @@ from playwright.async_api import Browser
 
 import hubbub
 from hubbub import HTMLResponse
-from hubbub.http import Request
 from hubbub.testing import TestServer, serve_app
+from hubbub.web.request import Request
 from tests.browser.conftest import WAIT_MS
 from tests.browser.test_client_js import PAGE, Tab
 from tests.inbox.inbox_app import make_app

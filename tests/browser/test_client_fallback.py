@@ -14,8 +14,8 @@ from playwright.async_api import Browser
 import hubbub
 from hubbub import HTMLResponse
 from hubbub.client import Client
-from hubbub.http import Request
 from hubbub.testing import TestServer, serve_app
+from hubbub.web.request import Request
 from tests.browser.test_client_js import PAGE, Tab
 from tests.integration.client_support import build, token
 from tests.support.relay import Relay

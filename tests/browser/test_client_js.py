@@ -22,11 +22,12 @@ from pydantic import BaseModel
 
 import hubbub
 from hubbub import App, Event, HTMLResponse, start
-from hubbub.auth import JWTAuth, User
+from hubbub.auth.jwt_auth import JWTAuth
+from hubbub.auth.user import User
 from hubbub.errors import RequestFailed
-from hubbub.http import Request
 from hubbub.protocol.envelope import EnvelopeError
 from hubbub.testing import TestServer, serve_app, wait_for
+from hubbub.web.request import Request
 from tests.browser.conftest import WAIT_MS
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import hubbub
-from hubbub.cli import main
+from hubbub.serve.cli import main
 
 HERE = Path(__file__).resolve().parent
 APP = str(HERE / "typed_app.py") + ":app"

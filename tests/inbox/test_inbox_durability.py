@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 
 from hubbub.broker.redis import RedisBroker
-from hubbub.emitter import Emitter
 from hubbub.protocol.envelope import Envelope
+from hubbub.runtime.emitter import Emitter
 from hubbub.testing import serve_app
 from hubbub.testing.cluster import free_port
 from tests.inbox.devices import device, durable, notice, offsets

@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 
 from hubbub import App, Event
-from hubbub.auth import JWTAuth
+from hubbub.auth.jwt_auth import JWTAuth
 from hubbub.broker.redis import RedisBroker
 from hubbub.client import Backoff, Client
 from hubbub.protocol.envelope import Envelope, EnvelopeError

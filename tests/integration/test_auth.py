@@ -30,11 +30,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from hubbub import App, Event
-from hubbub.auth import Authenticator, AuthError, JWTAuth, User
+from hubbub.auth.jwt_auth import JWTAuth
+from hubbub.auth.user import Authenticator, AuthError, User
 from hubbub.client import connect as hubbub_connect
 from hubbub.errors import ConnectionClosed, HandshakeError
-from hubbub.http import Request
 from hubbub.testing import TestServer, serve_app, wait_for
+from hubbub.web.request import Request
 
 Lib = Literal["hubbub", "websockets", "aiohttp"]
 LIBS: tuple[Lib, ...] = ("hubbub", "websockets", "aiohttp")

@@ -10,9 +10,9 @@ import orjson
 from websockets.asyncio.client import connect as ws_connect
 
 from hubbub import App, Event
-from hubbub.http import Request
 from hubbub.protocol.envelope import Envelope
 from hubbub.testing import serve_app, wait_for
+from hubbub.web.request import Request
 from tests.integration.channel_peers import JSON, MSGPACK, Peer
 
 

@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 
 import hubbub
 from hubbub.broker.redis import RedisBroker
-from hubbub.emitter import Emitter
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.protocol.envelope import Envelope
+from hubbub.runtime.emitter import Emitter
 from hubbub.testing import RedisServer, TestServer, free_port, serve_app, wait_for
 from tests.support.raw_and_channel import Lib, Peer, listeners, make_app, open_peer
 

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from hubbub import App, Event
-from hubbub.auth import JWTAuth
+from hubbub.auth.jwt_auth import JWTAuth
 from hubbub.errors import ConfigurationError
 from hubbub.testing import TestServer, serve_app
 from hubbub.text import ECHO_LIMIT, clip

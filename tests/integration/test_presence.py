@@ -19,9 +19,9 @@ import jwt
 import pytest
 
 from hubbub import App
-from hubbub.auth import JWTAuth
-from hubbub.hub import Hub
+from hubbub.auth.jwt_auth import JWTAuth
 from hubbub.protocol.envelope import Envelope
+from hubbub.runtime.hub import Hub
 from hubbub.testing import TestServer, serve_app, wait_for
 from tests.support.devices import Device, Lib, connect_device
 

@@ -22,10 +22,10 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from hubbub import App, Event
-from hubbub.auth import JWTAuth
+from hubbub.auth.jwt_auth import JWTAuth
 from hubbub.errors import HandshakeError
-from hubbub.hub import Hub
 from hubbub.protocol.envelope import Envelope
+from hubbub.runtime.hub import Hub
 from hubbub.testing import TestServer, serve_app, wait_for
 from tests.support.devices import Device, Lib, connect_device
 

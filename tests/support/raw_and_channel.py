@@ -20,8 +20,8 @@ from websockets.typing import Subprotocol
 from hubbub import App, Event
 from hubbub.broker.base import Broker
 from hubbub.client import connect as hubbub_connect
-from hubbub.http import Request
 from hubbub.testing import TestServer
+from hubbub.web.request import Request
 
 Lib = Literal["hubbub", "websockets", "aiohttp"]
 

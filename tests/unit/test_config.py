@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hubbub import config
-from hubbub.config import SettingError
+from hubbub.serve import config
+from hubbub.serve.config import SettingError
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubbub.http import Headers
+from hubbub.web.request import Headers
 
 
 def test_lookup_is_case_insensitive_and_repeats_are_kept() -> None:

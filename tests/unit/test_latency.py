@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubbub.latency import HandlerLatency
+from hubbub.runtime.latency import HandlerLatency
 
 
 def test_one_run_in_every_is_timed_and_counted_every_times() -> None:

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from hubbub.logs import JsonFormatter, configure_logging
+from hubbub.serve.logs import JsonFormatter, configure_logging
 
 
 def test_each_record_is_one_json_line() -> None:

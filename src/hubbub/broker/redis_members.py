@@ -24,7 +24,7 @@ R = TypeVar("R")
 def _in_task(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Run a Redis operation inside an asyncio Task.
 
-    Handlers and the Hub's broker writes start eagerly (`hubbub._eager`): they run outside
+    Handlers and the Hub's broker writes start eagerly (`hubbub.runtime.eager`): they run outside
     any Task until they first wait. redis-py opens a new connection under asyncio.timeout(),
     which needs a current Task (RuntimeError, raised as ConnectionError, otherwise), so the
     operation yields once first and goes on in the Task that carries the coroutine.

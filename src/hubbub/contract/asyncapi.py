@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from hubbub.channel import Channel
+from hubbub.app.channel import Channel
 from hubbub.contract import builtins
 from hubbub.contract.models import Schemas, reply_type
 from hubbub.protocol.envelope import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
-    from hubbub.app import App
+    from hubbub.app.app import App
 
 ASYNCAPI_VERSION = "3.0.0"
 ID = re.compile(r"[^\w.\-]")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hubbub.contract.asyncapi import asyncapi_document
 
 if TYPE_CHECKING:
-    from hubbub.app import App
+    from hubbub.app.app import App
 
 NAMESPACE = "HubbubApp"
 _WORD = re.compile(r"[A-Za-z0-9]+")

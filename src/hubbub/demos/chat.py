@@ -50,7 +50,7 @@ from typing import Any
 import orjson
 
 from hubbub import App, Event, Hub, Request, Response
-from hubbub.http import error_response
+from hubbub.web.response import error_response
 
 MAX_NICK = 24
 MAX_TEXT = 500

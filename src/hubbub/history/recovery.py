@@ -16,7 +16,7 @@ from hubbub.history.base import HistoryPage
 from hubbub.protocol.envelope import Envelope
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
+    from hubbub.runtime.connection import Connection
 
 
 @dataclass(slots=True)

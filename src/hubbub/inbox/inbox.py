@@ -23,8 +23,8 @@ from hubbub.protocol import envelope as env
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
-    from hubbub.hub import Hub
+    from hubbub.runtime.connection import Connection
+    from hubbub.runtime.hub import Hub
 
 logger = logging.getLogger("hubbub.inbox")
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 from hubbub.inbox.wire import InboxEnvelope
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
+    from hubbub.runtime.connection import Connection
 
 MAX_AHEAD: Final = 256
 """Offsets received out of order that a session tracks before it stops accepting acks past the gap."""

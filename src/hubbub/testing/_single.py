@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from hubbub.app import App
+from hubbub.app.app import App
 from hubbub.client import WebSocketClient, connect
-from hubbub.runner import RunningServer, host_in_url, start
+from hubbub.serve.runner import RunningServer, host_in_url, start
 
 
 class HttpResult:

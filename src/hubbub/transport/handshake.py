@@ -7,8 +7,9 @@ import binascii
 import hashlib
 from collections.abc import Sequence
 
-from hubbub.http import Request, Response, error_response
 from hubbub.transport.deflate import CompressionMode, DeflateParams, negotiate
+from hubbub.web.request import Request
+from hubbub.web.response import Response, error_response
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -19,7 +19,6 @@ from urllib.parse import unquote
 
 import httptools
 
-from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.options import ServerOptions
 from hubbub.text import clip
 from hubbub.transport import handshake
@@ -30,6 +29,8 @@ from hubbub.transport.outbox import flusher_for
 from hubbub.transport.proxies import TrustedProxies
 from hubbub.transport.sweep import Sweep
 from hubbub.transport.websocket import OPEN, TransportStats, WebSocketListener, WebSocketProtocol
+from hubbub.web.request import Headers, Request
+from hubbub.web.response import Response, StreamingResponse, as_body, error_response
 
 logger = logging.getLogger("hubbub.server")
 

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from hubbub import App, Event, Request
-from hubbub.auth import JWTAuth
+from hubbub.auth.jwt_auth import JWTAuth
 
 BACKPRESSURE_LIMIT = 64 * 1024
 """Bytes a connection may have queued; more is dropped and counted (policy "drop")."""

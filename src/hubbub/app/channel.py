@@ -19,19 +19,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
+from hubbub.app.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import ConfigurationError
-from hubbub.events import Event
 from hubbub.inbox import wire as inbox_wire
 from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import Codec, get_codec
 from hubbub.protocol.envelope import Envelope, EnvelopeError, error_body
 from hubbub.protocol.validation import Validator, validator_for
+from hubbub.runtime.events import Event
 from hubbub.text import clip
 from hubbub.transport.message import BackpressurePolicy
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
+    from hubbub.runtime.connection import Connection
 
 logger = logging.getLogger("hubbub.channel")
 

@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from hubbub.auth import AuthError, as_user
-from hubbub.http import JSONResponse, Request, Response, StreamingResponse, error_response
+from hubbub.auth.user import AuthError, as_user
 from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY
 from hubbub.transport.queued import QueuedTransport
+from hubbub.web.request import Request
+from hubbub.web.response import JSONResponse, Response, StreamingResponse, error_response
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
     from hubbub.options import ServerOptions
+    from hubbub.runtime.connection import Connection
     from hubbub.transport.websocket import TransportStats
 
 SESSION_PARAM: Final = "session"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from hubbub.endpoint import Handler, WebSocketEndpoint
+from hubbub.app.endpoint import Handler, WebSocketEndpoint
 from hubbub.errors import Abort
-from hubbub.events import Event
 from hubbub.options import ServerOptions
+from hubbub.runtime.events import Event
 
 
 class Pipeline:

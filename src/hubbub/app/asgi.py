@@ -16,15 +16,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from hubbub.http import Headers, Request, Response, StreamingResponse, as_body, error_response
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY
 from hubbub.transport.queued import QueuedTransport
+from hubbub.web.request import Headers, Request
+from hubbub.web.response import Response, StreamingResponse, as_body, error_response
 
 if TYPE_CHECKING:
-    from hubbub.fallback import FallbackSessions
-    from hubbub.hub import Hub
+    from hubbub.app.fallback import FallbackSessions
     from hubbub.options import ServerOptions
+    from hubbub.runtime.hub import Hub
     from hubbub.transport.websocket import TransportStats, WebSocketListener
 
 Scope = MutableMapping[str, Any]

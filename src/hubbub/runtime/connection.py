@@ -9,30 +9,79 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Coroutine, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hubbub._eager import resume
-from hubbub.auth import CLOSE_INVALID_TOKEN, AuthError, User, seconds_until
+from hubbub.auth.user import CLOSE_INVALID_TOKEN, AuthError, User, seconds_until
 from hubbub.errors import Abort, ConnectionClosed, RequestFailed
-from hubbub.events import Event
 from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope, EnvelopeError
-from hubbub.ratelimit import TokenBucket
+from hubbub.runtime.eager import resume
+from hubbub.runtime.events import Event
+from hubbub.runtime.ratelimit import TokenBucket
 from hubbub.text import clip
 from hubbub.transport.framing import is_valid_close_code
-from hubbub.transport.message import Outgoing
+from hubbub.transport.message import BackpressurePolicy, Outgoing
 
 if TYPE_CHECKING:
-    from hubbub.auth import JWTAuth
-    from hubbub.http import Headers, QueryParams, Request
-    from hubbub.hub import Hub
-    from hubbub.pipeline import Pipeline
+    from hubbub.auth.jwt_auth import JWTAuth
+    from hubbub.protocol.codecs import Codec
+    from hubbub.runtime.hub import Hub
     from hubbub.transport.websocket import WebSocketProtocol
+    from hubbub.web.request import Headers, QueryParams, Request
 
 logger = logging.getLogger("hubbub.connection")
 
 _request_ids = itertools.count(1)
+
+
+class RouteHooks(Protocol):
+    """What a connection asks of its route's endpoint (the app layer's `WebSocketEndpoint`)."""
+
+    def choose_codec(self, subprotocol: str | None) -> Codec | None:
+        """The envelope codec of a connection (None: raw text/bytes)."""
+
+    def welcome(self, conn: Connection) -> Envelope | None:
+        """An envelope sent first on every new connection (None: nothing)."""
+
+    def intercept(self, conn: Connection, data: str | bytes, is_binary: bool) -> Event | None:
+        """Turn a received message into the event its handlers get (None: handled already)."""
+
+    def rejected(self, conn: Connection, code: str, message: str) -> None:
+        """A message was refused before reaching a handler."""
+
+    def refused(self, event: Event, code: str, message: str) -> None:
+        """A decoded message was refused before reaching its handler."""
+
+
+class Route(Protocol):
+    """What a connection runs: its route's hooks, handlers and limits (the app layer's `Pipeline`)."""
+
+    @property
+    def endpoint(self) -> RouteHooks: ...
+    @property
+    def on_drain(self) -> object: ...
+    @property
+    def on_ping(self) -> object: ...
+    @property
+    def on_pong(self) -> object: ...
+    @property
+    def on_error(self) -> object: ...
+    @property
+    def max_backpressure(self) -> int: ...
+    @property
+    def backpressure_policy(self) -> BackpressurePolicy: ...
+    @property
+    def max_pending(self) -> int: ...
+    @property
+    def message_rate(self) -> float | None: ...
+    @property
+    def message_burst(self) -> int: ...
+    @property
+    def rate_limit_strikes(self) -> int | None: ...
+
+    def coroutine_for(self, event: Event) -> Coroutine[Any, Any, Any] | None:
+        """The coroutine that handles `event`, or None if nothing is registered for it."""
 
 
 class Connection:
@@ -67,7 +116,7 @@ class Connection:
         self,
         request: Request,
         hub: Hub,
-        pipeline: Pipeline,
+        pipeline: Route,
         subprotocol: str | None,
         tasks: set[asyncio.Task[Any]],
         user: User | None = None,
@@ -329,7 +378,7 @@ class Connection:
         else:
             self._enqueue(event)
 
-    def _within_rate(self, pipeline: Pipeline) -> bool:
+    def _within_rate(self, pipeline: Route) -> bool:
         now = self._loop.time()
         bucket = self._bucket
         if bucket is None:
@@ -401,7 +450,7 @@ class Connection:
             coro = self._when_settled(coro)
         latency = self.hub.handler_latency
         started = latency.start()
-        # Run the handler now, until it first waits: most never do, and cost no Task (see _eager).
+        # Run the handler now, until it first waits: most never do, and cost no Task (see runtime.eager).
         try:
             waiting_on = coro.send(None)
         except (StopIteration, Abort):

@@ -15,27 +15,27 @@ import logging
 from collections.abc import Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from hubbub._eager import start_eagerly
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
-from hubbub.gauges import Gauges
 from hubbub.history.base import HistoryPage, HistoryPolicy
 from hubbub.history.recovery import Published, Recovery
 from hubbub.history.rules import HistoryRules
 from hubbub.history.store import Store, default_store
 from hubbub.inbox.inbox import Inbox
 from hubbub.inbox.wire import InboxEnvelope
-from hubbub.latency import HandlerLatency
-from hubbub.presence import PresenceHooks
 from hubbub.protocol import envelope as env
 from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope
+from hubbub.runtime.eager import start_eagerly
+from hubbub.runtime.gauges import Gauges
+from hubbub.runtime.latency import HandlerLatency
+from hubbub.runtime.presence import PresenceHooks
 from hubbub.transport.message import BackpressurePolicy, Outgoing
 from hubbub.transport.websocket import TransportStats
 
 if TYPE_CHECKING:
-    from hubbub.connection import Connection
     from hubbub.protocol.codecs import Codec
+    from hubbub.runtime.connection import Connection
 
 logger = logging.getLogger("hubbub.hub")
 
@@ -93,7 +93,7 @@ class Hub:
         self.room_presence_events = room_presence_events
         self.stats = TransportStats()
         self.handler_latency = HandlerLatency()
-        """How long handlers run (sampled; see `hubbub.latency`)."""
+        """How long handlers run (sampled; see `hubbub.runtime.latency`)."""
         self.gauges = Gauges()
         """Sizes read at scrape time (connections, rooms, users here; stores add theirs)."""
         self.gauges.add("hubbub_connections", "Open WebSocket connections of this process.", self._count_connections)

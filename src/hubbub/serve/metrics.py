@@ -17,11 +17,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from hubbub.gauges import read_safely
-from hubbub.http import Response
+from hubbub.runtime.gauges import read_safely
+from hubbub.web.response import Response
 
 if TYPE_CHECKING:
-    from hubbub.hub import Hub
+    from hubbub.runtime.hub import Hub
 
 METRICS_PATH = "/metrics"
 

@@ -2,7 +2,7 @@
 
 A part of the server that holds something countable (the hub's connections and
 rooms, a history store's streams, an inbox's pending messages) adds a gauge
-with a function that measures it; `hubbub.metrics` reads every gauge at
+with a function that measures it; `hubbub.serve.metrics` reads every gauge at
 scrape time. Nothing here runs on the message path.
 
     hub.gauges.add("hubbub_history_streams", "Rooms with a history here.", store.stream_count)

@@ -18,14 +18,15 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hubbub.auth import Authenticator, AuthError, User, as_user
-from hubbub.http import Request, Response, error_response
+from hubbub.auth.user import Authenticator, AuthError, User, as_user
 from hubbub.protocol.envelope import Envelope
+from hubbub.web.request import Request
+from hubbub.web.response import Response, error_response
 
 if TYPE_CHECKING:
-    from hubbub.app import App
-    from hubbub.events import Event
-    from hubbub.hub import Hub
+    from hubbub.app.app import App
+    from hubbub.runtime.events import Event
+    from hubbub.runtime.hub import Hub
 
 logger = logging.getLogger("hubbub.dashboard")
 
@@ -33,7 +34,7 @@ DASHBOARD_PATH = "/_hubbub"
 LIVE_PATH = "/_hubbub/live"
 STATIC_PREFIX = "/_hubbub/static"
 ROOM = "samples"
-STATIC = Path(__file__).resolve().parent / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 PAGE = STATIC / "dashboard" / "index.html"
 
 

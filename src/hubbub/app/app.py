@@ -11,49 +11,45 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from hubbub.auth import (
+from hubbub.app.channel import Channel
+from hubbub.app.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
+from hubbub.app.fallback import FallbackSessions, session_of, wants_event_stream
+from hubbub.app.history_api import history_endpoint
+from hubbub.app.pipeline import Pipeline
+from hubbub.app.publish_api import publish_endpoint
+from hubbub.auth.jwt_auth import JWTAuth
+from hubbub.auth.user import (
     CLOSE_MISSING_TOKEN,
     CLOSE_TOO_MANY_CONNECTIONS,
     SUBPROTOCOL_TOKEN_PREFIX,
     Authenticator,
     AuthError,
-    JWTAuth,
     User,
     as_user,
 )
 from hubbub.broker.base import Broker, Registration
-from hubbub.channel import Channel
-from hubbub.connection import Connection
-from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.errors import Abort, ConfigurationError, HTTPError
-from hubbub.events import Event
-from hubbub.fallback import FallbackSessions, session_of, wants_event_stream
 from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
-from hubbub.http import (
-    JSONResponse,
-    PlainTextResponse,
-    Request,
-    Response,
-    StaticFiles,
-    error_response,
-    http_error_response,
-)
-from hubbub.hub import Hub
 from hubbub.inbox import Inbox, InboxStore
 from hubbub.inbox.wire import BAD_DEVICE, DEVICE_PARAM, valid_device
 from hubbub.options import ServerOptions
-from hubbub.pipeline import Pipeline
-from hubbub.presence import PresenceHook
-from hubbub.ratelimit import HandshakeLimiter
-from hubbub.routing import HttpRoute, PathPattern
+from hubbub.runtime.connection import Connection
+from hubbub.runtime.events import Event
+from hubbub.runtime.hub import Hub
+from hubbub.runtime.presence import PresenceHook
+from hubbub.runtime.ratelimit import HandshakeLimiter
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
 from hubbub.transport.message import BackpressurePolicy
 from hubbub.transport.server import ClosingSession
+from hubbub.web.request import Request
+from hubbub.web.response import JSONResponse, PlainTextResponse, Response, error_response, http_error_response
+from hubbub.web.routing import HttpRoute, PathPattern
+from hubbub.web.static import StaticFiles
 
 if TYPE_CHECKING:
-    from hubbub.asgi import AsgiBridge
+    from hubbub.app.asgi import AsgiBridge
 
 logger = logging.getLogger("hubbub.app")
 
@@ -167,7 +163,7 @@ class App:
         """What serves this app over ASGI (made on first use)."""
         bridge = self._asgi
         if bridge is None:
-            from hubbub.asgi import AsgiBridge
+            from hubbub.app.asgi import AsgiBridge
 
             bridge = self._asgi = AsgiBridge(self)
         return bridge
@@ -317,10 +313,8 @@ class App:
 
     def publish_api(self, api_key: str, path: str = "/api/publish") -> None:
         """Serve `POST path` for backends to publish to rooms, users, clients or everyone
-        (see `hubbub.publish_api`); requests need `Authorization: Bearer <api_key>`."""
-        from hubbub.publish_api import mount_publish_api
-
-        mount_publish_api(self, api_key, path)
+        (see `hubbub.app.publish_api`); requests need `Authorization: Bearer <api_key>`."""
+        self.post(path)(publish_endpoint(self.hub, api_key))
 
     def use_broker(self, broker: Broker) -> None:
         """Run on `broker` (e.g. a RedisBroker) instead of the embedded memory engine; call before serving."""
@@ -344,11 +338,9 @@ class App:
         self.hub.history_rules.set(rooms, HistoryPolicy(size, ttl))
 
     def history_api(self, api_key: str, path: str = "/api/history") -> None:
-        """Serve `GET path/{room}` for backends to read room history (see `hubbub.history.http`);
+        """Serve `GET path/{room}` for backends to read room history (see `hubbub.app.history_api`);
         requests need `Authorization: Bearer <api_key>`."""
-        from hubbub.history.http import mount_history_api
-
-        mount_history_api(self, api_key, path)
+        self.get(path.rstrip("/") + "/{room:path}")(history_endpoint(self.hub, api_key))
 
     # ---- HTTP routes ----------------------------------------------------------------------
 

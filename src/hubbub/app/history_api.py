@@ -15,14 +15,14 @@ longer covers what was asked (or the epoch is not the room's).
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
-from hubbub.http import JSONResponse, Request, Response, error_response
-from hubbub.publish_api import _key_of
-
-if TYPE_CHECKING:
-    from hubbub.app import App
+from hubbub.app.publish_api import _key_of
+from hubbub.errors import ConfigurationError
+from hubbub.runtime.hub import Hub
+from hubbub.web.request import Request
+from hubbub.web.response import JSONResponse, Response, error_response
 
 PAGE = 100
 MAX_PAGE = 1000
@@ -40,14 +40,12 @@ def _count(request: Request, name: str, limit: int | None = None) -> int | None:
     return number
 
 
-def mount_history_api(app: App, api_key: str, path: str = "/api/history") -> None:
-    """Serve the history endpoint under `path`, protected by `api_key`."""
+def history_endpoint(hub: Hub, api_key: str) -> Callable[[Request], Awaitable[Response]]:
+    """The HTTP handler of the history endpoint (its route ends in `{room:path}`), reading `hub`'s
+    history, protected by `api_key`."""
     if not api_key:
-        from hubbub.errors import ConfigurationError
-
         raise ConfigurationError("the history API needs a non-empty api_key")
 
-    @app.get(path.rstrip("/") + "/{room:path}")
     async def history(request: Request) -> Response:
         if not hmac.compare_digest(_key_of(request).encode(), api_key.encode()):
             return error_response(401, "missing or wrong API key", {"www-authenticate": "Bearer"})
@@ -62,7 +60,7 @@ def mount_history_api(app: App, api_key: str, path: str = "/api/history") -> Non
             return error_response(400, str(exc))
         if since is not None and limit is None:
             limit = PAGE
-        page = await app.hub.room_history(room, since=since, epoch=request.query.get("epoch"), limit=limit, last=last)
+        page = await hub.room_history(room, since=since, epoch=request.query.get("epoch"), limit=limit, last=last)
         publications = page.publications()
         more = since is not None and page.complete and bool(publications) and publications[-1]["offset"] < page.offset
         return JSONResponse(
@@ -75,3 +73,5 @@ def mount_history_api(app: App, api_key: str, path: str = "/api/history") -> Non
                 "next": publications[-1]["offset"] if more else None,
             }
         )
+
+    return history

@@ -25,11 +25,11 @@ from typing import Any
 
 import orjson
 
-from hubbub.app import App
-from hubbub.endpoint import WebSocketEndpoint
+from hubbub.app.app import App
+from hubbub.app.endpoint import WebSocketEndpoint
+from hubbub.app.loading import load_module
 from hubbub.errors import ConfigurationError
-from hubbub.events import Event
-from hubbub.loading import load_module
+from hubbub.runtime.events import Event
 
 logger = logging.getLogger("hubbub.folder")
 

@@ -8,14 +8,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hubbub.errors import ConfigurationError
-from hubbub.events import Event
 from hubbub.options import check_backpressure_policy
+from hubbub.runtime.events import Event
 
 if TYPE_CHECKING:
-    from hubbub.auth import Authenticator
-    from hubbub.connection import Connection
+    from hubbub.auth.user import Authenticator
     from hubbub.protocol.codecs import Codec
     from hubbub.protocol.envelope import Envelope
+    from hubbub.runtime.connection import Connection
     from hubbub.transport.message import BackpressurePolicy
 
 Handler = Callable[[Event], Coroutine[Any, Any, Any]]

@@ -10,9 +10,9 @@ import socket
 import time
 from typing import Any
 
-from hubbub.app import App
-from hubbub.ops import FrontDispatcher, Operations
-from hubbub.tls import server_context
+from hubbub.app.app import App
+from hubbub.serve.ops import FrontDispatcher, Operations
+from hubbub.serve.tls import server_context
 from hubbub.transport.server import Dispatcher, Server
 
 logger = logging.getLogger("hubbub.server")

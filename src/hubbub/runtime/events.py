@@ -9,10 +9,10 @@ from hubbub.errors import Abort
 from hubbub.protocol.envelope import Envelope
 
 if TYPE_CHECKING:
-    from hubbub.auth import User
-    from hubbub.connection import Connection
-    from hubbub.http import Headers, QueryParams
-    from hubbub.hub import Hub
+    from hubbub.auth.user import User
+    from hubbub.runtime.connection import Connection
+    from hubbub.runtime.hub import Hub
+    from hubbub.web.request import Headers, QueryParams
 
 EventType = Literal["connect", "message", "disconnect", "drain", "ping", "pong", "error"]
 

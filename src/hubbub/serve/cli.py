@@ -11,17 +11,17 @@ from typing import Any
 
 import click
 
-from hubbub import config
-from hubbub.app import App
+from hubbub.app.app import App
+from hubbub.app.folder import is_handler_folder, load_folder
+from hubbub.app.loading import describe_failure, load_module
 from hubbub.broker.base import Broker
 from hubbub.errors import BrokerUnavailable, ConfigurationError
-from hubbub.folder import is_handler_folder, load_folder
-from hubbub.loading import describe_failure, load_module
-from hubbub.logs import configure_logging
-from hubbub.runner import host_in_url
-from hubbub.runner import run as run_app
-from hubbub.tls import server_context
-from hubbub.workers import supervise, worker_command
+from hubbub.serve import config
+from hubbub.serve.logs import configure_logging
+from hubbub.serve.runner import host_in_url
+from hubbub.serve.runner import run as run_app
+from hubbub.serve.tls import server_context
+from hubbub.serve.workers import supervise, worker_command
 
 TARGET_FORMS = "module:attr, path/to/file.py:attr, or a handler folder (one with socket/ or api/)"
 
@@ -223,8 +223,7 @@ def demo() -> None:
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(config.LOG_LEVELS))
 def chat(host: str, port: int, log_level: str) -> None:
     """A chat: open http://HOST:PORT/ in several tabs, pick a nickname, join rooms, talk."""
-    from hubbub.demos.chat import app
-
+    app = load_app("hubbub.demos.chat:app")  # an app like any other, found by its name
     configure_logging(log_level)
     click.echo(f"chat demo on http://{host_in_url(host)}:{port}/")
     try:

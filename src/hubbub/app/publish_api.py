@@ -22,13 +22,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from hubbub.http import JSONResponse, Request, Response, error_response
+from hubbub.errors import ConfigurationError
 from hubbub.protocol.envelope import Envelope
-
-if TYPE_CHECKING:
-    from hubbub.app import App
+from hubbub.runtime.hub import Hub
+from hubbub.web.request import Request
+from hubbub.web.response import JSONResponse, Response, error_response
 
 _TARGETS = ("room", "user", "users", "client", "all")
 _PAYLOADS = ("text", "binary", "envelope")
@@ -60,7 +61,7 @@ def _payload(body: dict[str, Any]) -> str | bytes | Envelope:
     return Envelope(envelope["type"], envelope.get("data"))
 
 
-async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
+async def _publish(hub: Hub, body: dict[str, Any]) -> int | dict[str, Any]:
     targets = [name for name in _TARGETS if name in body]
     if len(targets) != 1:
         raise ValueError("give exactly one of room, user, users, client, all")
@@ -68,7 +69,6 @@ async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
     exclude = body.get("exclude")
     if exclude is not None and not isinstance(exclude, str):
         raise ValueError("'exclude' must be a client id")
-    hub = app.hub
     target = targets[0]
     if exclude is not None and target not in ("room", "all"):
         raise ValueError("'exclude' works with room and all only")
@@ -110,14 +110,11 @@ async def _publish(app: App, body: dict[str, Any]) -> int | dict[str, Any]:
     return 1 if await hub.send(value, data) else 0
 
 
-def mount_publish_api(app: App, api_key: str, path: str = "/api/publish") -> None:
-    """Serve the publish endpoint on `path`, protected by `api_key`."""
+def publish_endpoint(hub: Hub, api_key: str) -> Callable[[Request], Awaitable[Response]]:
+    """The HTTP handler of the publish endpoint, sending through `hub`, protected by `api_key`."""
     if not api_key:
-        from hubbub.errors import ConfigurationError
-
         raise ConfigurationError("the publish API needs a non-empty api_key")
 
-    @app.post(path)
     async def publish(request: Request) -> Response:
         if not hmac.compare_digest(_key_of(request).encode(), api_key.encode()):
             return error_response(401, "missing or wrong API key", {"www-authenticate": "Bearer"})
@@ -128,9 +125,11 @@ def mount_publish_api(app: App, api_key: str, path: str = "/api/publish") -> Non
         if not isinstance(body, dict):
             return error_response(400, "body must be a JSON object")
         try:
-            answer = await _publish(app, body)
+            answer = await _publish(hub, body)
         except ValueError as exc:
             return error_response(400, str(exc))
         if isinstance(answer, dict):
             return JSONResponse({"ok": True, **answer})
         return JSONResponse({"ok": True, "delivered": answer})
+
+    return publish

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable, Mapping
 
-from hubbub.auth import CLOSE_INVALID_TOKEN, CLOSE_MISSING_TOKEN, AuthError, User
+from hubbub.auth.user import CLOSE_INVALID_TOKEN, CLOSE_MISSING_TOKEN, AuthError, User
 from hubbub.errors import ConfigurationError
-from hubbub.http import Request
+from hubbub.web.request import Request
 
 
 class APIKeyAuth:

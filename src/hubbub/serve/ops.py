@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hubbub.app import App
-from hubbub.dashboard import DASHBOARD_PATH, DashboardAccess, Sampler, mount_dashboard
-from hubbub.http import Request, Response
-from hubbub.metrics import METRICS_PATH, metrics_response, registry_for
+from hubbub.app.app import App
+from hubbub.serve.dashboard import DASHBOARD_PATH, DashboardAccess, Sampler, mount_dashboard
+from hubbub.serve.metrics import METRICS_PATH, metrics_response, registry_for
+from hubbub.web.request import Request
+from hubbub.web.response import Response
 
 if TYPE_CHECKING:
     from hubbub.transport.server import Session

@@ -1,0 +1,1 @@
+"""The per-process runtime: connections and their events, the hub, presence, history and inbox delivery."""
