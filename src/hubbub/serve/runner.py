@@ -153,13 +153,13 @@ async def start(
 
 async def serve(app: App, host: str = "127.0.0.1", port: int = 8000, *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(app, host, port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT):  # before listening: a SIGTERM once the port opens is graceful
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    if running.server.gc_freezer is not None:  # after the handlers: a SIGTERM meanwhile shuts down gracefully
+    running = await start(app, host, port, reuse_port=reuse_port)
+    if running.server.gc_freezer is not None:
         running.server.gc_freezer.freeze_startup()
     await stop.wait()
     logger.info("shutting down")
