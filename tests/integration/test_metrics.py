@@ -105,7 +105,7 @@ async def test_messages_connections_and_rooms_are_counted() -> None:
 async def flood_until_dropped(server: TestServer) -> tuple[int, int]:
     """Send 32 KiB messages to the only connection (a client that stopped reading), 4 per loop
     iteration, until one is not taken; (sent, dropped)."""
-    conn = next(iter(server.app.hub._connections.values()))
+    conn = next(iter(server.app.hub._local.by_id.values()))
     sent = dropped = 0
     async with asyncio.timeout(20):
         while not dropped:
@@ -155,7 +155,7 @@ async def test_backpressure_closes_are_counted_under_the_close_policy() -> None:
 
 async def flood_until_dropped_first(server: TestServer) -> None:
     """Send 32 KiB messages to the first connection (a client that stopped reading) until one is refused."""
-    conn = next(iter(server.app.hub._connections.values()))
+    conn = next(iter(server.app.hub._local.by_id.values()))
     async with asyncio.timeout(20):
         while conn.send_nowait("x" * SIZE):
             await asyncio.sleep(0.001)

@@ -36,6 +36,7 @@ KNOWN_GROUPS: tuple[frozenset[str], ...] = (
             "hubbub.runtime.connection",
             "hubbub.runtime.events",
             "hubbub.runtime.hub",
+            "hubbub.runtime.kept_rooms",
             "hubbub.inbox.inbox",
             "hubbub.inbox.session",
             "hubbub.history.recovery",
@@ -44,9 +45,9 @@ KNOWN_GROUPS: tuple[frozenset[str], ...] = (
     frozenset({"hubbub.history.store", "hubbub.history.redis"}),
 )
 """Modules that name each other in type hints only (run-time imports have no cycle, see below): the Hub
-returns Connections and a Connection calls its Hub, an Event gives its connection and hub, the inbox and
-recovery deliver to Connections; a RedisStore makes its RedisHistory, which types its store. Imports
-inside a group may form cycles; a cycle through anything else fails."""
+returns Connections and a Connection calls its Hub (so do the Hub's kept rooms), an Event gives its
+connection and hub, the inbox and recovery deliver to Connections; a RedisStore makes its RedisHistory,
+which types its store. Imports inside a group may form cycles; a cycle through anything else fails."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 logger = logging.getLogger("hubbub.gauges")
 
@@ -37,6 +38,12 @@ class Gauge:
     label: str | None = None
 
 
+class Sized(Protocol):
+    """Something that counts what it keeps by kind, or answers None when this process keeps none of it."""
+
+    def sizes(self) -> dict[str, int] | None: ...
+
+
 class Gauges:
     """The sizes one hub (one process) can report."""
 
@@ -50,6 +57,11 @@ class Gauges:
         if label is not None and not _NAME.match(label):
             raise ValueError(f"{label!r} is not a valid label name")
         self._gauges[name] = Gauge(name, help, read, label)
+
+    def add_sizes(self, name: str, help: str, source: Sized) -> None:
+        """Report `source.sizes()` as the gauge `name`, labelled by "kind", if this process keeps its sizes."""
+        if source.sizes() is not None:
+            self.add(name, help, lambda: source.sizes() or {}, label="kind")
 
     def remove(self, name: str) -> None:
         """Stop reporting `name` (e.g. when a store closes)."""

@@ -4,71 +4,39 @@ operation on top of the broker.
 The hub delivers to local connections itself and hands the rest to the broker,
 which carries publications to the other nodes; with the memory broker there are
 no other nodes and nothing is published. Anything that sends accepts text (str),
-binary (bytes) or an `Envelope`; an envelope is encoded once per codec in use
-and each encoding's frame is built once.
+binary (bytes) or an `Envelope` (see `hubbub.runtime.delivery`); rooms that keep
+history are served by `hubbub.runtime.kept_rooms`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine, Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
-from hubbub.history.base import HistoryPage, HistoryPolicy
+from hubbub.history.base import HistoryPage
 from hubbub.history.recovery import Published, Recovery
 from hubbub.history.rules import HistoryRules
 from hubbub.history.store import Store, default_store
 from hubbub.inbox.inbox import Inbox
 from hubbub.inbox.wire import InboxEnvelope
 from hubbub.protocol import envelope as env
-from hubbub.protocol.codecs import encode_for
 from hubbub.protocol.envelope import Envelope
-from hubbub.runtime.eager import start_eagerly
+from hubbub.runtime.admission import Admissions
+from hubbub.runtime.delivery import Sendable, carried, deliver, durable_envelope, member_of
 from hubbub.runtime.gauges import Gauges
+from hubbub.runtime.kept_rooms import KeptRooms
 from hubbub.runtime.latency import HandlerLatency
+from hubbub.runtime.local_connections import LocalConnections
+from hubbub.runtime.ordered_writes import OrderedWrites
 from hubbub.runtime.presence import PresenceHooks
-from hubbub.transport.message import BackpressurePolicy, Outgoing
+from hubbub.transport.message import BackpressurePolicy
 from hubbub.transport.websocket import TransportStats
 
 if TYPE_CHECKING:
-    from hubbub.protocol.codecs import Codec
     from hubbub.runtime.connection import Connection
-
-logger = logging.getLogger("hubbub.hub")
-
-Sendable = str | bytes | Envelope
-
-
-class _Delivery:
-    """One message on its way to many connections: one Outgoing per encoding."""
-
-    __slots__ = ("data", "key", "policy", "_plain", "_by_codec")
-
-    def __init__(self, data: Sendable, key: Hashable | None = None, policy: BackpressurePolicy | None = None) -> None:
-        self.data = data
-        self.key = key
-        self.policy = policy
-        self._plain: Outgoing | None = None if isinstance(data, Envelope) else Outgoing(data, key, policy)
-        self._by_codec: dict[str | None, Outgoing] = {}
-
-    def for_codec(self, codec: Codec | None) -> Outgoing:
-        plain = self._plain
-        if plain is not None:
-            return plain
-        key = codec.name if codec is not None else None
-        message = self._by_codec.get(key)
-        if message is None:
-            message = self._by_codec[key] = Outgoing(encode_for(self.data, codec), self.key, self.policy)
-        return message
-
-
-def member_of(conn: Connection, node_id: str) -> Member:
-    """How the cluster knows a connection."""
-    user = conn.user
-    return Member(conn.id, node_id, user.id if user is not None else None, dict(user.info) if user is not None else {})
 
 
 class Hub:
@@ -96,34 +64,17 @@ class Hub:
         """How long handlers run (sampled; see `hubbub.runtime.latency`)."""
         self.gauges = Gauges()
         """Sizes read at scrape time (connections, rooms, users here; stores add theirs)."""
-        self.gauges.add("hubbub_connections", "Open WebSocket connections of this process.", self._count_connections)
-        self.gauges.add("hubbub_rooms", "Rooms with members on this process.", self._count_rooms)
-        self.gauges.add("hubbub_users", "Users with a connection on this process.", self._count_users)
+        self._local = LocalConnections()
+        local = self._local
+        self.gauges.add("hubbub_connections", "Open WebSocket connections of this process.", lambda: len(local.by_id))
+        self.gauges.add("hubbub_rooms", "Rooms with members on this process.", lambda: len(local.rooms))
+        self.gauges.add("hubbub_users", "Users with a connection on this process.", lambda: len(local.users))
         self._dropped_reported = 0
-        self._connections: dict[str, Connection] = {}
         self._members: dict[str, Member] = {}
-        self._rooms: dict[str, dict[str, Connection]] = {}
-        self._listening: dict[str, dict[str, Connection]] = {}
-        """Per room, the local members that speak envelopes (they get presence events)."""
-        self._users: dict[str, dict[str, Connection]] = {}
-        self._writes: dict[str, asyncio.Task[Any]] = {}
+        self._writes = OrderedWrites()
         self._background: set[asyncio.Future[Any]] = set()
-        self._admitting: dict[str, int] = {}
-        self._holding: dict[str, dict[str, list[Envelope]]] = {}
-        """Per room, the clients joining with recovery and the live publications held for them meanwhile."""
-        self._floors: dict[str, dict[str, int]] = {}
-        """Per room, clients that were answered up to an offset: a live publication at or below it (late from
-        Redis) is not sent again. Each floor goes at the first publication above it."""
-        self._online_at_open: set[str] = set()
-
-    def _count_connections(self) -> int:
-        return len(self._connections)
-
-    def _count_rooms(self) -> int:
-        return len(self._rooms)
-
-    def _count_users(self) -> int:
-        return len(self._users)
+        self._admissions = Admissions(self.presence)
+        self._kept = KeptRooms(self)
 
     @property
     def node_id(self) -> str:
@@ -158,19 +109,9 @@ class Hub:
     def _add_store_gauges(self) -> None:
         """Report the history's and the inbox's sizes where this process holds them."""
         assert self.store is not None
-        history = self.store.history
-        if history.sizes() is not None:
-            self.gauges.add(
-                "hubbub_history_size",
-                "Room histories kept by this process.",
-                lambda: history.sizes() or {},
-                label="kind",
-            )
-        inbox = self.inbox.store
-        if inbox is not None and inbox.sizes() is not None:
-            self.gauges.add(
-                "hubbub_inbox_size", "Offline inboxes kept by this process.", lambda: inbox.sizes() or {}, label="kind"
-            )
+        self.gauges.add_sizes("hubbub_history_size", "Room histories kept by this process.", self.store.history)
+        if self.inbox.store is not None:
+            self.gauges.add_sizes("hubbub_inbox_size", "Offline inboxes kept by this process.", self.inbox.store)
 
     async def stop(self) -> None:
         """Close the inbox and the store and disconnect the broker (after every connection closed;
@@ -189,60 +130,36 @@ class Hub:
     async def admit(self, conn: Connection, *, max_connections: int | None, max_per_user: int | None) -> Registration:
         """Count a connection in, cluster-wide, before its handshake completes."""
         member = member_of(conn, self.node_id)
-        user_id = member.user_id
-        if user_id is not None:
-            self._admitting[user_id] = self._admitting.get(user_id, 0) + 1
-        try:
+        with self._admissions.admitting(member.user_id):
             result = await self.broker.register(member, max_connections=max_connections, max_per_user=max_per_user)
-        finally:
-            if user_id is not None:
-                left = self._admitting[user_id] - 1
-                if left:
-                    self._admitting[user_id] = left
-                else:
-                    del self._admitting[user_id]
         if result is Registration.OK:
             self._members[conn.id] = member
         return result
 
     def abandon(self, conn: Connection) -> None:
         """An admitted connection never opened (its handshake was dropped)."""
-        self._fire_online_at_open(conn)
+        self._admissions.opened(conn.user_id)
         member = self._members.pop(conn.id, None)
         if member is not None:
             self._after(conn.id, self.broker.unregister(member, []))
 
     def add(self, conn: Connection) -> None:
         """Register an open connection locally."""
-        self._connections[conn.id] = conn
-        user_id = conn.user_id
-        if user_id is not None:
-            self._users.setdefault(user_id, {})[conn.id] = conn
+        self._local.add(conn)
+        if conn.user_id is not None:
             self.inbox.attach(conn)
-        self._fire_online_at_open(conn)
-
-    def _fire_online_at_open(self, conn: Connection) -> None:
-        user_id = conn.user_id
-        if user_id is not None and user_id in self._online_at_open:
-            self._online_at_open.discard(user_id)
-            self.presence.fire_online(user_id)
+        self._admissions.opened(conn.user_id)
 
     def remove(self, conn: Connection) -> set[str]:
         """Unregister a closed connection and take it out of every room; return those rooms."""
-        if self._connections.pop(conn.id, None) is None:
+        if not self._local.discard(conn):
             return set()
         rooms = set(conn.rooms)
         for room in rooms:
             if self._drop_local(room, conn.id):
                 self._announce(room, conn, "leave")
         conn.rooms.clear()
-        user_id = conn.user_id
-        if user_id is not None:
-            devices = self._users.get(user_id)
-            if devices is not None:
-                devices.pop(conn.id, None)
-                if not devices:
-                    del self._users[user_id]
+        if conn.user_id is not None:
             self.inbox.detach(conn)
         member = self._members.pop(conn.id, None)
         if member is not None:
@@ -251,51 +168,19 @@ class Hub:
 
     def get(self, client_id: str) -> Connection | None:
         """The local connection with this id, if any."""
-        return self._connections.get(client_id)
+        return self._local.by_id.get(client_id)
 
     def _after(self, client_id: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
-        """Run a broker write for a client after the ones before it (join, then unregister).
-        It starts at once; None if it already finished (the memory engine never waits)."""
-        previous = self._writes.get(client_id)
-        guarded = self._logged(client_id, coro, previous)
-        task = start_eagerly(guarded, asyncio.get_running_loop())
-        if task is None:
-            return None
-        self._writes[client_id] = task
-        task.add_done_callback(lambda done: self._forget_write(client_id, done))
-        return task
-
-    @staticmethod
-    async def _logged(client_id: str, coro: Coroutine[Any, Any, Any], previous: asyncio.Task[Any] | None) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        try:
-            await coro
-        except Exception:
-            logger.exception("broker update for %s failed", client_id)
-
-    def _forget_write(self, client_id: str, done: asyncio.Task[Any]) -> None:
-        if self._writes.get(client_id) is done:
-            del self._writes[client_id]
+        return self._writes.after(client_id, coro)
 
     async def settled(self, client_id: str) -> None:
         """Wait until the broker has seen every change made for this client so far."""
-        pending = self._writes.get(client_id)
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
+        await self._writes.settled(client_id)
 
     def _drop_local(self, room: str, client_id: str) -> bool:
-        members = self._rooms.get(room)
-        if members is None or members.pop(client_id, None) is None:
+        if not self._local.leave(room, client_id):
             return False
-        if not members:
-            del self._rooms[room]
-        listening = self._listening.get(room)
-        if listening is not None and listening.pop(client_id, None) is not None and not listening:
-            del self._listening[room]
-        floors = self._floors.get(room)
-        if floors is not None and floors.pop(client_id, None) is not None and not floors:
-            del self._floors[room]
+        self._kept.forget(room, client_id)
         return True
 
     # ---- the broker's callbacks (ClusterListener) --------------------------------------
@@ -308,12 +193,12 @@ class Hub:
         kept_wire = publication.envelope
         if publication.offset is not None and kept_wire is not None:
             kept = Envelope(kept_wire.get("type"), kept_wire.get("data"), room=str(target), offset=publication.offset)
-            self._deliver_kept(str(target), kept, publication.exclude)
+            self._kept.deliver(str(target), kept, publication.exclude)
             return
         if kind == "room":
-            conns = list(self._rooms.get(str(target), {}).values())
+            conns = self._local.members(str(target))
         elif kind == "client":
-            conn = self._connections.get(str(target))
+            conn = self._local.by_id.get(str(target))
             if conn is None:
                 return
             if publication.command != "send":
@@ -321,23 +206,17 @@ class Hub:
                 return
             conns = [conn]
         elif kind == "user":
-            conns = list(self._users.get(str(target), {}).values())
+            conns = self._local.devices([str(target)])
             if publication.envelope is not None and "inbox" in publication.envelope:
                 self.inbox.deliver(conns, InboxEnvelope.from_wire(publication.envelope))
                 return
         elif kind == "users":
-            conns = [c for user in target or () for c in self._users.get(user, {}).values()]
+            conns = self._local.devices(target or ())
         else:
-            conns = list(self._connections.values())
+            conns = self._local.everyone()
         if publication.channel_only:
             conns = [c for c in conns if c.codec is not None and c.codec.whole_envelopes]
-        raw = publication.envelope
-        data: Sendable = (
-            Envelope(raw.get("type"), raw.get("data"), id=raw.get("id"), error=raw.get("error"))
-            if raw is not None
-            else (publication.data if publication.data is not None else b"")
-        )
-        self._deliver(data, conns, publication.exclude, str(target) if kind == "room" else None)
+        self._deliver(carried(publication), conns, publication.exclude, str(target) if kind == "room" else None)
 
     def _command(self, conn: Connection, publication: Publication) -> None:
         if publication.command == "close":
@@ -355,10 +234,7 @@ class Hub:
     def user_online(self, user_id: str) -> None:
         """The broker decided a user came online. When that happened while admitting one of
         this node's handshakes, the hooks wait until the connection is open."""
-        if user_id in self._admitting:
-            self._online_at_open.add(user_id)
-        else:
-            self.presence.fire_online(user_id)
+        self._admissions.online(user_id)
 
     def user_offline(self, user_id: str) -> None:
         """The broker decided a user went offline."""
@@ -378,7 +254,7 @@ class Hub:
 
     async def send(self, client_id: str, data: Sendable) -> bool:
         """Send to one client, wherever it is; False if unknown (or, locally, closed or dropped)."""
-        conn = self._connections.get(client_id)
+        conn = self._local.by_id.get(client_id)
         if conn is not None:
             return conn.send_nowait(data)
         if not self.broker.is_cluster or await self.broker.locate(client_id) is None:
@@ -388,7 +264,7 @@ class Hub:
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> bool:
         """Close one client, wherever it is, with a code and reason; False if unknown."""
-        conn = self._connections.get(client_id)
+        conn = self._local.by_id.get(client_id)
         if conn is not None:
             await conn.close(code, reason)
             return True
@@ -413,7 +289,7 @@ class Hub:
     async def broadcast(self, data: Sendable, *, exclude: str | None = None) -> int:
         """Send to every client (but `exclude`); return how many local clients it was queued for."""
         await self._publish(Publication.carrying("all", None, data, exclude))
-        return self._deliver(data, list(self._connections.values()), exclude)
+        return self._deliver(data, self._local.everyone(), exclude)
 
     # ---- users ----------------------------------------------------------------------
 
@@ -423,26 +299,24 @@ class Hub:
         With `durable=True` (an Envelope only) the message is first stored in the user's inbox and
         also reaches, once each, the user's devices that connect later (see `hubbub.inbox`)."""
         if durable:
-            return await self.inbox.send(user_id, _durable(data))
+            return await self.inbox.send(user_id, durable_envelope(data))
         await self._publish(Publication.carrying("user", user_id, data))
-        devices = self._users.get(user_id)
-        local = self._deliver(data, list(devices.values()), None) if devices else 0
+        local = self._deliver(data, self._local.devices([user_id]), None)
         return len(await self.broker.user_clients(user_id)) if self.broker.is_cluster else local
 
     async def send_to_users(self, user_ids: Iterable[str], data: Sendable, *, durable: bool = False) -> int:
         """Send to every device of each of these users (encoded once); return how many local devices got it.
         With `durable=True`, as `send_to_user(..., durable=True)` for each user (return: the sum)."""
         if durable:
-            return await self.inbox.send_many(user_ids, _durable(data))
+            return await self.inbox.send_many(user_ids, durable_envelope(data))
         wanted = sorted(set(user_ids))
         await self._publish(Publication.carrying("users", wanted, data))
-        conns = [conn for user_id in wanted for conn in self._users.get(user_id, {}).values()]
+        conns = self._local.devices(wanted)
         return self._deliver(data, conns, None)
 
     def local_devices(self, user_id: str) -> list[Connection]:
         """This node's open connections of a user."""
-        devices = self._users.get(user_id)
-        return list(devices.values()) if devices else []
+        return self._local.devices([user_id])
 
     async def user_clients(self, user_id: str) -> list[str]:
         """Ids of a user's connections, on every node."""
@@ -460,7 +334,7 @@ class Hub:
 
     async def join(self, room: str, client_id: str) -> bool:
         """Put a client, wherever it is, in a room; False if the client is unknown."""
-        conn = self._connections.get(client_id)
+        conn = self._local.by_id.get(client_id)
         if conn is None:
             if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
                 await self._publish(Publication(kind="client", target=client_id, command="join", reason=room))
@@ -468,12 +342,8 @@ class Hub:
             return False
         if conn.closed:
             return False
-        members = self._rooms.setdefault(room, {})
-        if client_id in members:
+        if not self._local.enter(room, conn):
             return True
-        members[client_id] = conn
-        if conn.codec is not None and conn.codec.whole_envelopes:
-            self._listening.setdefault(room, {})[client_id] = conn
         conn.rooms.add(room)
         member = self._members.get(client_id)
         if member is not None:
@@ -485,7 +355,7 @@ class Hub:
 
     async def leave(self, room: str, client_id: str) -> bool:
         """Take a client out of a room; empty rooms disappear. False if it was not in it."""
-        conn = self._connections.get(client_id)
+        conn = self._local.by_id.get(client_id)
         if conn is None:
             if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
                 await self._publish(Publication(kind="client", target=client_id, command="leave", reason=room))
@@ -523,15 +393,15 @@ class Hub:
 
         In a room that keeps history (`App.history`), an envelope is kept and gets an offset first
         (see `publish`); `keep=False` sends it without keeping it (and without an offset)."""
-        if keep and isinstance(data, Envelope) and self.history_rules:
-            kept_policy = self.history_rules.policy(room)
+        if keep and isinstance(data, Envelope):
+            kept_policy = self._kept.policy(room)
             if kept_policy is not None:
-                return (await self._publish_kept(room, data, exclude, idempotency_key, kept_policy)).delivered
+                return (await self._kept.publish(room, data, exclude, idempotency_key, kept_policy)).delivered
         await self._publish(Publication.carrying("room", room, data, exclude))
-        members = self._rooms.get(room)
+        members = self._local.members(room)
         if not members:
             return 0
-        return self._deliver(data, list(members.values()), exclude, room if key is None else key, policy)
+        return self._deliver(data, members, exclude, room if key is None else key, policy)
 
     async def publish(
         self, room: str, data: Envelope, *, exclude: str | None = None, idempotency_key: str | None = None
@@ -540,54 +410,10 @@ class Hub:
         history. With `idempotency_key`, a retry of a publication already made (while its key is
         remembered: as long as the publication is kept) publishes nothing and answers the first one's
         offset. Returns once the publication is as durable as the store makes it."""
-        policy = self.history_rules.policy(room) if self.history_rules else None
+        policy = self._kept.policy(room)
         if policy is None:
             return Published(0, "", await self.room_broadcast(room, data, exclude=exclude))
-        return await self._publish_kept(room, data, exclude, idempotency_key, policy)
-
-    async def _publish_kept(
-        self, room: str, data: Envelope, exclude: str | None, key: str | None, policy: HistoryPolicy
-    ) -> Published:
-        publication = Publication.carrying("room", room, data, exclude)
-        assert publication.envelope is not None and self.store is not None
-        engine = self.store.history
-        appended = await engine.append(room, publication.envelope, policy, key=key, publication=publication)
-        if appended.duplicate:
-            return Published(appended.offset, appended.epoch, 0, duplicate=True)
-        if engine.orders_delivery:  # the engine carries it to every node, this one included
-            members = self._rooms.get(room)
-            delivered = len(members) - (exclude in members) if members else 0
-            return Published(appended.offset, appended.epoch, delivered)
-        publication.offset = appended.offset
-        await self._publish(publication)
-        kept = Envelope(data.type, data.data, room=room, offset=appended.offset)
-        return Published(appended.offset, appended.epoch, self._deliver_kept(room, kept, exclude))
-
-    def _deliver_kept(self, room: str, kept: Envelope, exclude: str | None) -> int:
-        """Deliver a kept publication to the room's local members; held back for those joining with recovery."""
-        members = self._rooms.get(room)
-        if not members:
-            return 0
-        holding = self._holding.get(room)
-        floors = self._floors.get(room)
-        if not holding and not floors:
-            return self._deliver(kept, list(members.values()), exclude, room)
-        skip: set[str] = set()
-        if holding:
-            for client_id, held in holding.items():
-                if client_id != exclude:
-                    held.append(kept)
-            skip.update(holding)
-        if floors:
-            offset = kept.offset or 0
-            for client_id, floor in list(floors.items()):
-                if offset <= floor:
-                    skip.add(client_id)
-                else:
-                    del floors[client_id]
-            if not floors:
-                del self._floors[room]
-        return self._deliver(kept, [c for c in members.values() if c.id not in skip], exclude, room)
+        return await self._kept.publish(room, data, exclude, idempotency_key, policy)
 
     async def join_with_history(
         self, room: str, client_id: str, *, since: int | None = None, epoch: str | None = None, last: int | None = None
@@ -596,32 +422,7 @@ class Hub:
         the epoch it belongs to) or `last`, the publications it missed or the latest ones. Live
         publications are held for the client until `Recovery.release()`, called once the answer
         went out: then it gets those after the answer's position, so none is missed or doubled."""
-        asked = since is not None or last is not None
-        policy = self.history_rules.policy(room) if self.history_rules else None
-        conn = self._connections.get(client_id)
-        if policy is None or conn is None or self.store is None:
-            await self.join(room, client_id)
-            return Recovery(room, recovered=False if asked else None)
-        held: list[Envelope] = []
-        holding = self._holding.setdefault(room, {})
-        holding[client_id] = held
-
-        def stop_holding(floor: int | None = None) -> None:
-            waiting = self._holding.get(room)
-            if waiting is not None and waiting.get(client_id) is held:
-                del waiting[client_id]
-                if not waiting:
-                    del self._holding[room]
-                if floor is not None and client_id in self._rooms.get(room, ()):
-                    self._floors.setdefault(room, {})[client_id] = floor
-
-        try:
-            await self.join(room, client_id)
-            page = await self.store.history.read(room, policy, since=since, epoch=epoch, last=last)
-        except BaseException:
-            stop_holding()
-            raise
-        return Recovery.merge(room, page, held, asked=asked, conn=conn, on_release=stop_holding)
+        return await self._kept.join(room, client_id, since=since, epoch=epoch, last=last)
 
     async def room_history(
         self,
@@ -636,10 +437,7 @@ class Hub:
         `complete` is False when the history no longer covers them or `epoch` is not the room's);
         with `last`, the latest `last`; with neither, the room's position only. A room that keeps no
         history answers offset 0, epoch "" and no publications."""
-        policy = self.history_rules.policy(room) if self.history_rules else None
-        if policy is None or self.store is None:
-            return HistoryPage(0, "", [], since is None and last is None, room=room)
-        return await self.store.history.read(room, policy, since=since, epoch=epoch, limit=limit, last=last)
+        return await self._kept.read(room, since=since, epoch=epoch, limit=limit, last=last)
 
     async def room_members(self, room: str) -> list[str]:
         """Ids of the clients in a room, on every node."""
@@ -664,11 +462,9 @@ class Hub:
             return
         member = self._members.get(conn.id) or member_of(conn, self.node_id)
         envelope = Envelope(env.PRESENCE, {"room": room, "action": action, **member.who()})
-        listening = self._listening.get(room)
-        if listening:
-            listeners = [m for m in listening.values() if m is not conn]
-            if listeners:
-                self._deliver(envelope, listeners, None)
+        listeners = [m for m in self._local.listeners(room) if m is not conn]
+        if listeners:
+            self._deliver(envelope, listeners, None)
         if self.broker.is_cluster:
             publication = Publication.carrying("room", room, envelope, conn.id)
             publication.channel_only = True
@@ -682,16 +478,6 @@ class Hub:
         key: Hashable | None = None,
         policy: BackpressurePolicy | None = None,
     ) -> int:
-        delivery = _Delivery(data, key, policy)
-        sent = 0
-        for conn in conns:
-            if conn.id != exclude and conn.deliver(delivery.for_codec(conn.codec)):
-                sent += 1
+        sent = deliver(data, conns, exclude, key, policy)
         self.stats.messages_sent += sent
         return sent
-
-
-def _durable(data: Sendable) -> Envelope:
-    if not isinstance(data, Envelope) or data.type is None:
-        raise TypeError("a durable message must be an Envelope with a type (text and bytes cannot be acknowledged)")
-    return data
