@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -15,27 +13,20 @@ from hubbub.app.channel import Channel
 from hubbub.app.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
 from hubbub.app.fallback import FallbackSessions, session_of, wants_event_stream
 from hubbub.app.history_api import history_endpoint
+from hubbub.app.http_routes import HttpMiddleware, HttpRoutes
+from hubbub.app.lifecycle import Lifecycle
 from hubbub.app.pipeline import Pipeline
 from hubbub.app.publish_api import publish_endpoint
-from hubbub.auth.jwt_auth import JWTAuth
-from hubbub.auth.user import (
-    CLOSE_MISSING_TOKEN,
-    CLOSE_TOO_MANY_CONNECTIONS,
-    SUBPROTOCOL_TOKEN_PREFIX,
-    Authenticator,
-    AuthError,
-    User,
-    as_user,
-)
-from hubbub.broker.base import Broker, Registration
-from hubbub.errors import Abort, ConfigurationError, HTTPError
+from hubbub.app.upgrade import accept_upgrade
+from hubbub.auth.user import CLOSE_TOO_MANY_CONNECTIONS, Authenticator
+from hubbub.broker.base import Broker
+from hubbub.errors import ConfigurationError
 from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
 from hubbub.inbox import Inbox, InboxStore
 from hubbub.inbox.wire import BAD_DEVICE, DEVICE_PARAM, valid_device
 from hubbub.options import ServerOptions
 from hubbub.runtime.connection import Connection
-from hubbub.runtime.events import Event
 from hubbub.runtime.hub import Hub
 from hubbub.runtime.presence import PresenceHook
 from hubbub.runtime.ratelimit import HandshakeLimiter
@@ -44,29 +35,15 @@ from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
 from hubbub.transport.message import BackpressurePolicy
 from hubbub.transport.server import ClosingSession
 from hubbub.web.request import Request
-from hubbub.web.response import JSONResponse, PlainTextResponse, Response, error_response, http_error_response
+from hubbub.web.response import JSONResponse, Response, error_response
 from hubbub.web.routing import HttpRoute, PathPattern
 from hubbub.web.static import StaticFiles
 
 if TYPE_CHECKING:
     from hubbub.app.asgi import AsgiBridge
 
-logger = logging.getLogger("hubbub.app")
 
 F = TypeVar("F", bound=Callable[..., Any])
-HttpMiddleware = Callable[..., Awaitable[Any] | Any]
-
-
-async def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-def _log_background_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 def _inbox_url(store: str | Store | None) -> str | None:
@@ -81,21 +58,6 @@ def _inbox_url(store: str | Store | None) -> str | None:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return url
     return None
-
-
-def to_response(result: Any) -> Response:
-    """Turn what an HTTP handler returned into a Response."""
-    if isinstance(result, Response):
-        return result
-    if result is None:
-        return Response(status=204)
-    if isinstance(result, dict | list):
-        return JSONResponse(result)
-    if isinstance(result, str):
-        return PlainTextResponse(result)
-    if isinstance(result, bytes):
-        return Response(result, media_type="application/octet-stream")
-    raise TypeError(f"an HTTP handler returned {type(result).__name__}; return a Response, dict, list, str or bytes")
 
 
 class App:
@@ -130,15 +92,10 @@ class App:
         self._authenticator: Authenticator | None = None
         self._handshakes = self._handshake_limiter()
         self._ws_routes: list[tuple[PathPattern, WebSocketEndpoint]] = []
-        self._http_routes: list[HttpRoute] = []
-        self._static: list[tuple[str, StaticFiles]] = []
+        self._http = HttpRoutes()
         self._before_ws: list[Handler] = []
         self._after_ws: list[Handler] = []
-        self._before_http: list[HttpMiddleware] = []
-        self._after_http: list[HttpMiddleware] = []
-        self._startup: list[Callable[[], Any]] = []
-        self._shutdown: list[Callable[[], Any]] = []
-        self._background: list[Callable[[], Coroutine[Any, Any, Any]]] = []
+        self._lifecycle = Lifecycle()
         self._pipelines: weakref.WeakKeyDictionary[WebSocketEndpoint, Pipeline] = weakref.WeakKeyDictionary()
         self.tasks: set[asyncio.Task[Any]] = set()
         """Handler tasks still running (waited for on shutdown)."""
@@ -361,7 +318,7 @@ class App:
 
         def register(handler: F) -> F:
             route = HttpRoute.create(path, methods, handler, before=list(before), after=list(after), auth=auth)
-            self._http_routes.append(route)
+            self._http.routes.append(route)
             return handler
 
         return register
@@ -388,57 +345,48 @@ class App:
 
     def static(self, prefix: str, directory: str | Path) -> None:
         """Serve the files of `directory` under the URL prefix (GET and HEAD)."""
-        self._static.append((prefix.rstrip("/") + "/", StaticFiles(directory)))
+        self._http.static.append((prefix.rstrip("/") + "/", StaticFiles(directory)))
 
     def before_http(self, fn: F) -> F:
         """Decorator: `fn(request)` runs before every HTTP handler; returning a Response answers instead."""
-        self._before_http.append(fn)
+        self._http.before.append(fn)
         return fn
 
     def after_http(self, fn: F) -> F:
         """Decorator: `fn(request, response)` runs after every HTTP handler; may return a new Response."""
-        self._after_http.append(fn)
+        self._http.after.append(fn)
         return fn
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     def on_startup(self, fn: F) -> F:
         """Decorator: run when the server starts, before it accepts connections."""
-        self._startup.append(fn)
+        self._lifecycle.startup.append(fn)
         return fn
 
     def on_shutdown(self, fn: F) -> F:
         """Decorator: run when the server stops, after connections are closed."""
-        self._shutdown.append(fn)
+        self._lifecycle.shutdown.append(fn)
         return fn
 
     def background(self, fn: F) -> F:
         """Decorator: an `async def` task started with the server and cancelled when it stops."""
-        self._background.append(fn)
+        self._lifecycle.background.append(fn)
         return fn
 
     async def startup(self) -> list[asyncio.Task[Any]]:
         """Run startup hooks and start background tasks (done by the server)."""
         if self._authenticator is None:
-            needing = [route.pattern.template for route in self._http_routes if route.auth is True]
+            needing = self._http.needing_authenticator()
             if needing:
                 raise ConfigurationError(f"HTTP route {needing[0]} has auth=True but the app has no authenticator")
         self._serving = True
-        for hook in self._startup:
-            await _call(hook)
-        tasks = [asyncio.create_task(fn(), name=f"hubbub-background-{fn.__name__}") for fn in self._background]
-        for task in tasks:
-            task.add_done_callback(_log_background_failure)
-        return tasks
+        return await self._lifecycle.start()
 
     async def shutdown(self) -> None:
         """Run shutdown hooks (done by the server)."""
         self.fallback.close_all()
-        for hook in self._shutdown:
-            try:
-                await _call(hook)
-            except Exception:
-                logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+        await self._lifecycle.stop()
         self._serving = False
 
     # ---- dispatch (the server calls these) -------------------------------------------------
@@ -457,17 +405,9 @@ class App:
         return None
 
     def _match_http(self, request: Request) -> HttpRoute | Response:
-        allowed: set[str] = set()
-        for route in self._http_routes:
-            params = route.pattern.match(request.path)
-            if params is None:
-                continue
-            if request.method in route.methods:
-                request.path_params = params
-                return route
-            allowed |= route.methods
-        if allowed:
-            return error_response(405, "method not allowed", {"allow": ", ".join(sorted(allowed))})
+        matched = self._http.match(request)
+        if matched is not None:
+            return matched
         if self._match_websocket(request.path) is not None:
             return error_response(400, "websocket upgrade required")
         if request.path == "/healthz" and request.method in ("GET", "HEAD"):
@@ -476,12 +416,8 @@ class App:
             if self.hub.ready:
                 return JSONResponse({"status": "ready"})
             return JSONResponse({"status": "not ready", "reason": "broker unreachable"}, status=503)
-        for prefix, files in self._static:
-            if request.path.startswith(prefix) or request.path == prefix.rstrip("/"):
-                if request.method not in ("GET", "HEAD"):
-                    return error_response(405, "method not allowed", {"allow": "GET, HEAD"})
-                return files.response(request.path[len(prefix) :])
-        return error_response(404, "not found")
+        static = self._http.static_file(request)
+        return static if static is not None else error_response(404, "not found")
 
     async def handle_http(self, request: Request) -> Response:
         """Answer a plain HTTP request."""
@@ -516,37 +452,7 @@ class App:
         return self.fallback.start(decided, self.options, self.hub.stats)
 
     async def _run_http(self, route: HttpRoute, request: Request) -> Response:
-        try:
-            if route.auth is not False:
-                refused = await self._authenticate_http(route, request)
-                if refused is not None:
-                    return refused
-            for middleware in [*self._before_http, *route.before]:
-                early = await _call(middleware, request)
-                if early is not None:
-                    return to_response(early)
-            response = to_response(await _call(route.handler, request))
-            for middleware in [*route.after, *self._after_http]:
-                replaced = await _call(middleware, request, response)
-                if replaced is not None:
-                    response = to_response(replaced)
-        except HTTPError as error:
-            return http_error_response(error)
-        return response
-
-    async def _authenticate_http(self, route: HttpRoute, request: Request) -> Response | None:
-        authenticator = self._authenticator if route.auth is True else route.auth
-        if not callable(authenticator):
-            template = route.pattern.template
-            raise ConfigurationError(f"HTTP route {template} has auth=True but the app has no authenticator")
-        try:
-            user = as_user(await _call(authenticator, request))
-        except AuthError as refused:
-            return error_response(401, refused.reason, {"www-authenticate": "Bearer"})
-        if user is None:
-            return error_response(401, "authentication required", {"www-authenticate": "Bearer"})
-        request.user = user
-        return None
+        return await self._http.run(route, request, self._authenticator)
 
     async def handle_upgrade(self, request: Request) -> Response | Connection | ClosingSession:
         """Decide a WebSocket upgrade: rate limit, route, authenticate, run connect
@@ -572,61 +478,6 @@ class App:
         device = request.query.get(DEVICE_PARAM) if isinstance(endpoint, Channel) else None
         if device is not None and not valid_device(device):
             return error_response(400, BAD_DEVICE)
-        pipeline = self._pipeline(endpoint)
-        offered = [
-            name for name in handshake.offered_subprotocols(request) if not name.startswith(SUBPROTOCOL_TOKEN_PREFIX)
-        ]
-        subprotocol = handshake.choose_subprotocol(offered, endpoint.subprotocols)
-        if subprotocol is None and isinstance(endpoint, Channel) and any(n.startswith("hubbub.") for n in offered):
-            return error_response(400, f"unsupported subprotocol; this route speaks {', '.join(endpoint.subprotocols)}")
         authenticator = self._authenticator if endpoint.auth is None else endpoint.auth or None
-        user: User | None = None
-        if authenticator is not None:
-            identified = await self._identify(authenticator, request, subprotocol)
-            if not isinstance(identified, User):
-                return identified
-            user = identified
-        verifier = authenticator if isinstance(authenticator, JWTAuth) else None
-        conn = Connection(request, self.hub, pipeline, subprotocol, self.tasks, user, verifier)
-        event = Event("connect", conn)
-        if not await pipeline.run_before(event):
-            abort = event.aborted or Abort()
-            return error_response(abort.status, abort.reason)
-        # Counting the connection in is one atomic step in the broker, so the global and
-        # per-user limits hold for the whole cluster even when handshakes race.
-        registration = await self.hub.admit(
-            conn,
-            max_connections=self.options.max_connections,
-            max_per_user=self.options.max_connections_per_user if user is not None else None,
-        )
-        if registration is Registration.OVER_CAPACITY:
-            if self.options.over_capacity == "reject":
-                return error_response(503, "server at capacity", {"retry-after": "5"})
-            refused = ClosingSession(CLOSE_TRY_AGAIN_LATER, "server at capacity")
-            refused.subprotocol = subprotocol
-            return refused
-        if registration is Registration.TOO_MANY_FOR_USER:
-            return self._refuse_auth(CLOSE_TOO_MANY_CONNECTIONS, "too many connections for this user", subprotocol)
-        conn.start(event)
-        return conn
-
-    async def _identify(
-        self, authenticator: Authenticator, request: Request, subprotocol: str | None
-    ) -> User | Response | ClosingSession:
-        try:
-            user = as_user(await _call(authenticator, request))
-        except AuthError as refused:
-            return self._refuse_auth(refused.code, refused.reason, subprotocol)
-        if user is None:
-            return self._refuse_auth(CLOSE_MISSING_TOKEN, "authentication required", subprotocol)
-        return user
-
-    def _refuse_auth(self, code: int, reason: str, subprotocol: str | None) -> Response | ClosingSession:
-        if self.options.auth_failure == "close":
-            session = ClosingSession(code, reason)
-            # Select the subprotocol the route would have: a browser fails a 101 that drops the
-            # one it offered (1006), and then could not read the close code.
-            session.subprotocol = subprotocol
-            return session
-        status = 429 if code == CLOSE_TOO_MANY_CONNECTIONS else 401
-        return JSONResponse({"error": reason, "code": code}, status=status)
+        pipeline = self._pipeline(endpoint)
+        return await accept_upgrade(request, endpoint, pipeline, authenticator, self.hub, self.options, self.tasks)
