@@ -18,7 +18,7 @@ with instrumented():
     from hubbub.auth.user import AuthError, token_from_request
     from hubbub.options import ServerOptions
     from hubbub.transport import handshake
-    from hubbub.transport.server import HttpProtocol
+    from hubbub.transport.http_protocol import HttpProtocol
     from hubbub.web.response import Response
 
 OPTIONS = ServerOptions(max_request_head=4096, max_request_body=4096)

@@ -33,7 +33,7 @@ from hubbub.runtime.ratelimit import HandshakeLimiter
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
 from hubbub.transport.message import BackpressurePolicy
-from hubbub.transport.server import ClosingSession
+from hubbub.transport.session import ClosingSession
 from hubbub.web.request import Request
 from hubbub.web.response import JSONResponse, Response, error_response
 from hubbub.web.routing import HttpRoute, PathPattern

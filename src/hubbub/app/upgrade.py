@@ -28,7 +28,7 @@ from hubbub.runtime.events import Event
 from hubbub.runtime.hub import Hub
 from hubbub.transport import handshake
 from hubbub.transport.framing import CLOSE_TRY_AGAIN_LATER
-from hubbub.transport.server import ClosingSession
+from hubbub.transport.session import ClosingSession
 from hubbub.web.request import Request
 from hubbub.web.response import JSONResponse, Response, error_response
 

@@ -17,7 +17,7 @@ from hubbub.web.request import Request
 from hubbub.web.response import Response
 
 if TYPE_CHECKING:
-    from hubbub.transport.server import Session
+    from hubbub.transport.session import Session
 
 
 class Operations:

@@ -13,7 +13,8 @@ from typing import Any
 from hubbub.app.app import App
 from hubbub.serve.ops import FrontDispatcher, Operations
 from hubbub.serve.tls import server_context
-from hubbub.transport.server import Dispatcher, Server
+from hubbub.transport.server import Server
+from hubbub.transport.session import Dispatcher
 
 logger = logging.getLogger("hubbub.server")
 
