@@ -152,7 +152,7 @@ async def test_offline_queue_both_sides_of_its_bound(server: TestServer, relay: 
         for n in range(2):
             await client.emit("note", n)
         waiting = asyncio.create_task(client.request("add", {"a": 1, "b": 1}, timeout=WAIT))
-        await wait_for(lambda: len(client._queue) == 3)
+        await wait_for(lambda: len(client._outbox.queue) == 3)
         with pytest.raises(QueueFull):
             await client.emit("note", 99)
         with pytest.raises(ClientError) as offline:
@@ -170,7 +170,7 @@ async def test_sent_request_fails_when_the_connection_drops(server: TestServer, 
     async with client:
         client.handle("confirm", lambda data: asyncio.sleep(60))
         asking = asyncio.create_task(client.request("ask", {}, timeout=WAIT))
-        await wait_for(lambda: any(p.sent for p in client._pending.values()))
+        await wait_for(lambda: any(p.sent for p in client._outbox.pending.values()))
         relay.cut()
         with pytest.raises(ClientError) as lost:
             await asking

@@ -8,7 +8,8 @@
 """
 
 from hubbub.client.backoff import Backoff
-from hubbub.client.session import LIFECYCLE_EVENTS, NO_RECONNECT_CODES, SUBPROTOCOL, Client
+from hubbub.client.links import SUBPROTOCOL
+from hubbub.client.session import LIFECYCLE_EVENTS, NO_RECONNECT_CODES, Client
 from hubbub.client.websocket import WebSocketClient, connect
 from hubbub.errors import ClientError, QueueFull, RequestTimeout
 

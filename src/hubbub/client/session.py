@@ -15,58 +15,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import logging
 import ssl as ssl_module
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
+from hubbub.client.answers import Answer, answer
 from hubbub.client.backoff import Backoff
-from hubbub.client.sse import SseClient, open_sse
+from hubbub.client.links import (
+    Link,
+    Refused,
+    TokenSource,
+    close_code_of,
+    open_link,
+    read_welcome,
+    refused_for_good,
+    retry_after,
+    with_device,
+    with_token,
+)
+from hubbub.client.listeners import Listener, Listeners
+from hubbub.client.outbox import Outbox
+from hubbub.client.rooms import Rooms
 from hubbub.client.streams import RoomStream, Wire
-from hubbub.client.websocket import WebSocketClient, connect
-from hubbub.errors import ClientError, ConnectionClosed, HandshakeError, QueueFull, RequestTimeout
+from hubbub.errors import ClientError, ConnectionClosed, HandshakeError, RequestTimeout
 
 logger = logging.getLogger("hubbub.client")
 
-SUBPROTOCOL = "hubbub.v1.json"
 NO_RECONNECT_CODES = frozenset({1000, 1008, 4001, 4002, 4003})
 """Close codes after which the client stops: the server meant it (1000), a policy (1008),
 or authentication (4001 no credentials, 4002 invalid or expired, 4003 too many connections)."""
 LIFECYCLE_EVENTS = ("open", "close", "reconnecting", "rejoin", "recovery", "error")
 
-Link = WebSocketClient | SseClient
-"""A connection: a WebSocket, or the SSE + POST fallback."""
-_NOT_A_TRANSPORT_PROBLEM = frozenset({401, 429, 503})
-"""Handshake refusals the fallback would get too (auth, rate limits, capacity)."""
-
-Listener = Callable[[Any], Awaitable[None] | None]
-Answer = Callable[[Any], Any]
-TokenSource = str | Callable[[], str | Awaitable[str | None] | None] | None
 Offline = Literal["wait", "fail"]
 
 _DEFAULT: Any = object()
-
-
-class _Refused(Exception):
-    """The connection closed before its welcome (e.g. refused authentication with a close code)."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"closed before the welcome: {code} {reason!r}")
-        self.code = code
-        self.reason = reason
-
-
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Any]
-    sent: bool = False
 
 
 class Client:
@@ -104,7 +90,7 @@ class Client:
     ) -> None:
         if max_queued < 0:
             raise ValueError("max_queued must be >= 0")
-        self.url = _with_device(url, device) if device is not None else url
+        self.url = with_device(url, device) if device is not None else url
         self.auto_ack = auto_ack
         self.transports = tuple(transports)
         unknown = set(self.transports) - {"websocket", "sse"}
@@ -131,17 +117,12 @@ class Client:
         """Whether the current connection's welcome arrived (sends go out at once)."""
         self.close_code: int | None = None
         """The code of the last close (None while connected)."""
-        self._streams: dict[str, RoomStream] = {}
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners = Listeners(max_deliveries)
+        self._rooms = Rooms(self.request, self._listeners.fire, self._spawn, lambda: self.connected)
         self._answers: dict[str, Answer] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._queue: deque[tuple[str, str | None]] = deque()
-        self._deliveries: deque[tuple[str, Any, int | None]] = deque()
+        self._outbox = Outbox()
         self._ack_up_to = 0
         self._ack_scheduled = False
-        self._max_deliveries = max_deliveries
-        self._delivery_ready = asyncio.Event()
-        self._delivery_space = asyncio.Event()
         self._ids = itertools.count(1)
         self._ws: Link | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -158,17 +139,14 @@ class Client:
         decorator. Listeners run one at a time, in arrival order."""
 
         def register(listener: Listener) -> Listener:
-            self._listeners.setdefault(type, []).append(listener)
+            self._listeners.add(type, listener)
             return listener
 
         return register(fn) if fn is not None else register
 
     def off(self, type: str, fn: Listener | None = None) -> None:
         """Stop calling `fn` for `type` (without `fn`: every listener of `type`)."""
-        if fn is None:
-            self._listeners.pop(type, None)
-        elif fn in self._listeners.get(type, []):
-            self._listeners[type].remove(fn)
+        self._listeners.remove(type, fn)
 
     def handle(self, type: str, fn: Answer | None) -> None:
         """Answer the server's requests of `type` with `fn(data)` (sync or async); a raised
@@ -177,36 +155,6 @@ class Client:
             self._answers.pop(type, None)
         else:
             self._answers[type] = fn
-
-    def _fire(self, type: str, data: Any, inbox: int | None = None) -> None:
-        """Queue `data` for the listeners of `type`, after whatever was queued before it
-        (a durable message, with its `inbox` offset, is queued even without listeners: it is acknowledged)."""
-        if type in self._listeners or inbox is not None:
-            self._deliveries.append((type, data, inbox))
-            self._delivery_ready.set()
-
-    async def _room_for_more(self) -> None:
-        """Wait while `max_deliveries` wait for listeners (the socket is not read meanwhile)."""
-        while len(self._deliveries) >= self._max_deliveries:
-            self._delivery_space.clear()
-            await self._delivery_space.wait()
-
-    async def _dispatch(self) -> None:
-        while True:
-            while not self._deliveries:
-                self._delivery_ready.clear()
-                await self._delivery_ready.wait()
-            type, data, inbox = self._deliveries.popleft()
-            self._delivery_space.set()
-            for listener in list(self._listeners.get(type, ())):
-                try:
-                    result = listener(data)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    logger.exception("listener of %r failed", type)
-            if inbox is not None:
-                self._handled(inbox)
 
     def _handled(self, offset: int) -> None:
         """A durable message's listeners ran: acknowledge it (one hubbub.ack per burst, the highest offset)."""
@@ -251,8 +199,7 @@ class Client:
         if not self.connected and offline == "fail":
             raise ClientError("disconnected", "not connected")
         request_id = f"c{next(self._ids)}"
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(future)
+        future = self._outbox.expect(request_id)
         try:
             await self._send({"type": _checked(type), "id": request_id, "data": data}, request_id)
             async with asyncio.timeout(limit):
@@ -260,21 +207,11 @@ class Client:
         except TimeoutError:
             raise RequestTimeout(f"no reply to {type!r} within {limit} s") from None
         finally:
-            self._pending.pop(request_id, None)
-            if not future.done():
-                self._queue = deque(item for item in self._queue if item[1] != request_id)
+            self._outbox.forget(request_id)
 
     async def _send(self, envelope: dict[str, Any], request_id: str | None) -> None:
-        text = orjson.dumps(envelope).decode()
-        ws = self._ws
-        if self.connected and ws is not None:
-            await ws.send(text)
-            if request_id is not None:
-                self._pending[request_id].sent = True
-            return
-        if len(self._queue) >= self.max_queued:
-            raise QueueFull(f"{len(self._queue)} messages already wait for the connection")
-        self._queue.append((text, request_id))
+        ws = self._ws if self.connected else None
+        await self._outbox.send(ws, orjson.dumps(envelope).decode(), request_id, self.max_queued)
 
     def _check_open(self) -> None:
         if self._stopped:
@@ -285,11 +222,11 @@ class Client:
     @property
     def rooms(self) -> frozenset[str]:
         """The rooms joined through this client (re-joined after every reconnect)."""
-        return frozenset(room for room, stream in self._streams.items() if stream.joined)
+        return frozenset(room for room, stream in self._rooms.streams.items() if stream.joined)
 
     def position(self, room: str) -> tuple[int, str] | None:
         """(offset, epoch) of the last publication of `room` delivered to the app, if it keeps history."""
-        stream = self._streams.get(room)
+        stream = self._rooms.streams.get(room)
         if stream is None or stream.offset is None or not stream.epoch:
             return None
         return stream.offset, stream.epoch
@@ -301,24 +238,24 @@ class Client:
         data: dict[str, Any] = {"room": room}
         if history is not None:
             data["history"] = history
-        existing = self._streams.get(room)
+        existing = self._rooms.streams.get(room)
         stream = existing or RoomStream(room)
         stream.joining = True
-        self._streams[room] = stream
+        self._rooms.streams[room] = stream
         try:
             reply = await self.request("hubbub.join", data, timeout=timeout)
         except BaseException:
-            if existing is None and self._streams.get(room) is stream:
-                del self._streams[room]
+            if existing is None and self._rooms.streams.get(room) is stream:
+                del self._rooms.streams[room]
             else:
                 stream.joining = False
             raise
-        self._settle(stream, reply if isinstance(reply, dict) else {}, recovering=False)
+        self._rooms.settle(stream, reply if isinstance(reply, dict) else {}, recovering=False)
         return reply if isinstance(reply, dict) else {}
 
     async def leave(self, room: str, *, timeout: float | None = _DEFAULT) -> dict[str, Any]:
         """Leave `room` (hubbub.leave). Offline it only forgets the room: membership ended with the connection."""
-        self._streams.pop(room, None)
+        self._rooms.streams.pop(room, None)
         if not self.connected:
             return {"room": room}
         try:
@@ -355,87 +292,13 @@ class Client:
             return None
         return await self.request("hubbub.refresh", {"token": token}, timeout=timeout)
 
-    def _settle(self, stream: RoomStream, reply: dict[str, Any], *, recovering: bool) -> bool | None:
-        """Deliver what a join reply brought; report the recovery; recover again after a gap.
-        Returns False when a recovery was asked for and failed, else None."""
-        settled = stream.settle(reply, recovering=recovering)
-        if settled.recovered is not None:
-            self._fire(
-                "recovery",
-                {
-                    "room": stream.room,
-                    "recovered": settled.recovered,
-                    "missed": settled.missed,
-                    "offset": stream.offset,
-                    "epoch": stream.epoch,
-                },
-            )
-        for item in settled.deliver:
-            self._deliver_publication(item)
-        if settled.gap:
-            self._spawn(self._recover(stream))
-        return False if settled.recovered is False else None
-
-    def _deliver_publication(self, item: Wire) -> None:
-        kind = item.get("type")
-        if isinstance(kind, str):
-            self._fire(kind, item.get("data"))
-
-    async def _recover(self, stream: RoomStream) -> None:
-        """Ask for what `stream` missed (a gap in its offsets) with hubbub.join "since"."""
-        since = stream.since()
-        if since is None or not self.connected or self._streams.get(stream.room) is not stream:
-            return
-        try:
-            reply = await self.request("hubbub.join", {"room": stream.room, "since": since}, offline="fail")
-        except ClientError as exc:
-            if exc.code not in ("disconnected", "closed"):
-                stream.joining = False  # the next publication after the gap asks again
-                self._fire("error", {"error": exc, "phase": "recover", "room": stream.room})
-            return
-        if self._streams.get(stream.room) is stream:
-            self._settle(stream, reply if isinstance(reply, dict) else {}, recovering=True)
-
-    async def _rejoin(self) -> None:
-        """After a reconnect: join every room again, from its position when it keeps history."""
-        streams = [stream for stream in self._streams.values() if stream.joined]
-        if not streams:
-            return
-        results = await asyncio.gather(*(self._rejoin_one(stream) for stream in streams))
-        outcome = list(zip(streams, results, strict=True))
-        self._fire(
-            "rejoin",
-            {
-                "rooms": [stream.room for stream, result in outcome if result is None or result is False],
-                "failed": [{"room": stream.room, "error": result} for stream, result in outcome if result],
-                "unrecovered": [stream.room for stream, result in outcome if result is False],
-            },
-        )
-
-    async def _rejoin_one(self, stream: RoomStream) -> ClientError | bool | None:
-        """None: joined again (and recovered, if asked); False: joined, not recovered; or the error."""
-        since = stream.since()
-        stream.joining = True
-        data: dict[str, Any] = {"room": stream.room}
-        if since is not None:
-            data["since"] = since
-        try:
-            reply = await self.request("hubbub.join", data, offline="fail")
-        except ClientError as exc:
-            if exc.code not in ("disconnected", "closed") and self._streams.get(stream.room) is stream:
-                del self._streams[stream.room]
-            return exc
-        if self._streams.get(stream.room) is stream:
-            return self._settle(stream, reply if isinstance(reply, dict) else {}, recovering=since is not None)
-        return None
-
     # ---- receiving -----------------------------------------------------------------------------
 
     def _received(self, ws: Link, message: str | bytes) -> None:
         try:
             envelope = orjson.loads(message)
         except orjson.JSONDecodeError as exc:
-            self._fire("error", {"error": exc, "phase": "receive"})
+            self._listeners.fire("error", {"error": exc, "phase": "receive"})
             return
         if not isinstance(envelope, dict):
             return
@@ -443,71 +306,26 @@ class Client:
         request_id = envelope.get("id")
         if kind is None:
             if request_id is not None:
-                self._settle_request(str(request_id), envelope)
+                self._outbox.settle(str(request_id), envelope)
         elif not isinstance(kind, str):
             return
         elif request_id is not None:
             self._spawn(self._answer(ws, kind, request_id, envelope.get("data")))
         elif kind == "hubbub.error":
-            self._fire(kind, envelope.get("error"))
+            self._listeners.fire(kind, envelope.get("error"))
         elif kind != "hubbub.welcome":
             self._publication(kind, envelope)
 
     def _publication(self, kind: str, envelope: Wire) -> None:
-        offset = envelope.get("offset")
         data = envelope.get("data")
         inbox = envelope.get("inbox")
         if isinstance(inbox, int) and not isinstance(inbox, bool):
-            self._fire(kind, data, inbox)
-            return
-        room = envelope.get("room")
-        if room is None and isinstance(data, dict):
-            room = data.get("room")
-        stream = self._streams.get(room) if isinstance(room, str) else None
-        if stream is None or not isinstance(offset, int) or isinstance(offset, bool):
-            self._fire(kind, data)
-            return
-        deliver = stream.live(envelope, offset)
-        if deliver is None:
-            self._spawn(self._recover(stream))
-            return
-        for item in deliver:
-            self._deliver_publication(item)
-
-    def _settle_request(self, request_id: str, envelope: Wire) -> None:
-        pending = self._pending.get(request_id)
-        if pending is None or pending.future.done():
-            return
-        error = envelope.get("error")
-        if isinstance(error, dict):
-            extra = {k: v for k, v in error.items() if k not in ("code", "message")}
-            code, message = str(error.get("code") or "error"), str(error.get("message") or "error")
-            pending.future.set_exception(ClientError(code, message, **extra))
+            self._listeners.fire(kind, data, inbox)
         else:
-            pending.future.set_result(envelope.get("data"))
+            self._rooms.live(kind, envelope, data)
 
     async def _answer(self, ws: Link, kind: str, request_id: Any, data: Any) -> None:
-        fn = self._answers.get(kind)
-        reply: dict[str, Any]
-        if fn is None:
-            reply = {"id": request_id, "error": {"code": "unknown_type", "message": f"no handler for {kind}"}}
-        else:
-            try:
-                result = fn(data)
-                if inspect.isawaitable(result):
-                    result = await result
-                reply = {"id": request_id, "data": result}
-            except ClientError as exc:
-                reply = {"id": request_id, "error": {"code": exc.code, "message": exc.message}}
-            except Exception as exc:
-                logger.exception("answer to the server's %r failed", kind)
-                reply = {"id": request_id, "error": {"code": "handler_error", "message": str(exc) or kind}}
-        try:
-            text = orjson.dumps(reply).decode()
-        except TypeError as exc:
-            text = orjson.dumps(
-                {"id": request_id, "error": {"code": "handler_error", "message": f"reply is not JSON: {exc}"}}
-            ).decode()
+        text = await answer(self._answers.get(kind), kind, request_id, data)
         if ws is self._ws and self.connected:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(text)
@@ -522,10 +340,10 @@ class Client:
             return
         self._stopped = False
         if self._dispatcher is None or self._dispatcher.done():
-            self._dispatcher = asyncio.create_task(self._dispatch(), name="hubbub-client-dispatch")
+            self._dispatcher = asyncio.create_task(self._listeners.run(self._handled), name="hubbub-client-dispatch")
         try:
             ws = await self._open()
-        except _Refused as exc:
+        except Refused as exc:
             self._stopped = True
             raise ClientError("refused", exc.reason or "closed before the welcome", close_code=exc.code) from None
         except BaseException:
@@ -542,7 +360,7 @@ class Client:
             await self._send_ack(self._ws)  # what the listeners handled is acknowledged before leaving
         self._stopped = True
         self.connected = False
-        self._fail_pending(ClientError("closed", "the client was closed"), queued=True)
+        self._outbox.fail(ClientError("closed", "the client was closed"), queued=True)
         ws = self._ws
         self._ws = None
         if ws is not None:
@@ -567,53 +385,21 @@ class Client:
 
     async def _open(self) -> Link:
         """One attempt: handshake, then the welcome."""
-        source = self.token
-        token = source() if callable(source) else source
-        if inspect.isawaitable(token):
-            token = await token
-        headers = dict(self.headers)
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        ws = await self._handshake(headers)
-        try:
-            first = await ws.recv(timeout=self.connect_timeout)
-            welcome = orjson.loads(first)
-        except ConnectionClosed:
-            raise _Refused(ws.close_code, ws.close_reason) from None
-        except (TimeoutError, orjson.JSONDecodeError):
-            ws.abort()
-            raise
-        if not isinstance(welcome, dict) or welcome.get("type") != "hubbub.welcome":
-            ws.abort()
-            raise _Refused(None, "the first message was not a welcome")
-        data = welcome.get("data")
-        if not isinstance(data, dict):
-            data = {}
+        headers = await with_token(self.headers, self.token)
+        ws, self.transport = await open_link(
+            self.url,
+            headers,
+            transports=self.transports,
+            current=self.transport,
+            timeout=self.connect_timeout,
+            ssl=self.ssl,
+        )
+        data = await read_welcome(ws, self.connect_timeout)
         self.client_id = data.get("client_id")
         self.user = data.get("user")
         self.device = data.get("device")
         self._ack_up_to = 0
         return ws
-
-    async def _handshake(self, headers: dict[str, str]) -> Link:
-        """A WebSocket, or (after a WebSocket attempt fails, if allowed) the SSE + POST fallback."""
-        if self.transport != "sse" and "websocket" in self.transports:
-            try:
-                ws = await connect(
-                    self.url, headers=headers, subprotocols=[SUBPROTOCOL], timeout=self.connect_timeout, ssl=self.ssl
-                )
-            except HandshakeError as exc:
-                if "sse" not in self.transports or exc.status in _NOT_A_TRANSPORT_PROBLEM:
-                    raise
-            except (OSError, TimeoutError, ConnectionClosed):
-                if "sse" not in self.transports:
-                    raise
-            else:
-                self.transport = "websocket"
-                return ws
-        link = await open_sse(self.url, headers=headers, timeout=self.connect_timeout, ssl=self.ssl)
-        self.transport = "sse"
-        return link
 
     async def _welcomed(self, ws: Link) -> None:
         """The connection is up: rejoin (recovering), send what waited, tell the app."""
@@ -622,15 +408,10 @@ class Client:
         self._ws = ws
         self.connected = True
         self.close_code = None
-        self._fire("open", {"client_id": self.client_id, "user": self.user, "reconnected": reconnected})
+        self._listeners.fire("open", {"client_id": self.client_id, "user": self.user, "reconnected": reconnected})
         if reconnected:
-            self._spawn(self._rejoin())
-        queued, self._queue = self._queue, deque()
-        for text, request_id in queued:
-            await ws.send(text)
-            pending = self._pending.get(request_id) if request_id is not None else None
-            if pending is not None:
-                pending.sent = True
+            self._spawn(self._rooms.rejoin())
+        await self._outbox.flush(ws)
 
     async def _run(self, ws: Link) -> None:
         """Read the connection; when it ends, reconnect with backoff until told to stop."""
@@ -643,17 +424,17 @@ class Client:
             while True:
                 attempt += 1
                 delay = self.backoff.delay(attempt)
-                self._fire("reconnecting", {"attempt": attempt, "delay": delay})
+                self._listeners.fire("reconnecting", {"attempt": attempt, "delay": delay})
                 await asyncio.sleep(delay)
                 try:
                     ws = await self._open()
                 except HandshakeError as exc:
-                    if _refused_for_good(exc):
-                        self._stop(_close_code_of(exc), f"handshake refused with HTTP {exc.status}")
+                    if refused_for_good(exc):
+                        self._stop(close_code_of(exc), f"handshake refused with HTTP {exc.status}")
                         return
-                    await asyncio.sleep(max(0.0, _retry_after(exc) - delay))
+                    await asyncio.sleep(max(0.0, retry_after(exc) - delay))
                     continue
-                except _Refused as exc:
+                except Refused as exc:
                     if exc.code in self.no_reconnect_codes:
                         self._stop(exc.code, exc.reason)
                         return
@@ -672,7 +453,7 @@ class Client:
             except ConnectionClosed:
                 break
             self._received(ws, message)
-            await self._room_for_more()
+            await self._listeners.room_for_more()
         with contextlib.suppress(Exception):
             await ws.wait_closed(timeout=1.0)
         return ws.close_code, ws.close_reason
@@ -684,27 +465,21 @@ class Client:
         self.connected = False
         self.client_id = None
         self.close_code = code
-        for stream in self._streams.values():
+        for stream in self._rooms.streams.values():
             stream.joining = True
         stop = not self.reconnect or code in self.no_reconnect_codes
-        self._fail_pending(ClientError("disconnected", f"connection lost ({code})", close_code=code), queued=stop)
-        self._fire("close", {"code": code, "reason": reason, "will_reconnect": not stop and not self._stopped})
+        self._outbox.fail(ClientError("disconnected", f"connection lost ({code})", close_code=code), queued=stop)
+        self._listeners.fire(
+            "close", {"code": code, "reason": reason, "will_reconnect": not stop and not self._stopped}
+        )
         if stop:
             self._stopped = True
 
     def _stop(self, code: int | None, reason: str) -> None:
         self._stopped = True
         self.close_code = code
-        self._fail_pending(ClientError("disconnected", reason, close_code=code), queued=True)
-        self._fire("close", {"code": code, "reason": reason, "will_reconnect": False})
-
-    def _fail_pending(self, error: ClientError, *, queued: bool) -> None:
-        waiting = {request_id for _, request_id in self._queue if request_id is not None}
-        for request_id, pending in list(self._pending.items()):
-            if (queued or request_id not in waiting) and not pending.future.done():
-                pending.future.set_exception(error)
-        if queued:
-            self._queue.clear()
+        self._outbox.fail(ClientError("disconnected", reason, close_code=code), queued=True)
+        self._listeners.fire("close", {"code": code, "reason": reason, "will_reconnect": False})
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -712,43 +487,7 @@ class Client:
         task.add_done_callback(self._tasks.discard)
 
 
-def _with_device(url: str, device: str) -> str:
-    """`url` with its `device` query parameter set to `device`."""
-    parts = urlsplit(url)
-    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True) if name != "device"]
-    return urlunsplit(parts._replace(query=urlencode([*query, ("device", device)])))
-
-
 def _checked(type: str) -> str:
     if not isinstance(type, str) or not type:
         raise TypeError("an event type must be a non-empty string")
     return type
-
-
-def _header_code(exc: HandshakeError) -> int | None:
-    try:
-        body = orjson.loads(exc.body) if exc.body else None
-    except orjson.JSONDecodeError:
-        return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, int) else None
-
-
-def _close_code_of(exc: HandshakeError) -> int | None:
-    return _header_code(exc)
-
-
-def _refused_for_good(exc: HandshakeError) -> bool:
-    """Refusals a retry cannot fix: authentication (401, or 429 with code 4003), 403, 404, 400."""
-    if exc.status in (400, 401, 403, 404, 426):
-        return True
-    return exc.status == 429 and _header_code(exc) == 4003
-
-
-def _retry_after(exc: HandshakeError) -> float:
-    """The server's retry-after hint in seconds (0 without one), capped at 5 minutes."""
-    value = exc.headers.get("retry-after", "")
-    try:
-        return min(300.0, max(0.0, float(value)))
-    except ValueError:
-        return 0.0
