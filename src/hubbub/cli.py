@@ -166,11 +166,13 @@ def apply_settings(app: App, given: dict[str, Any], settings: dict[str, Any]) ->
 
 def broker_from_url(url: str, app: App) -> Broker:
     """The broker a --broker URL names."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
         from hubbub.broker.redis import RedisBroker
 
         return RedisBroker(url, presence_grace=app.options.presence_grace)
-    raise ConfigurationError(f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB or memory")
+    raise ConfigurationError(
+        f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB, redis+cluster://HOST:PORT,HOST:PORT or memory"
+    )
 
 
 @main.command()

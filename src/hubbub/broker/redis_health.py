@@ -40,7 +40,7 @@ class RedisHealth(RedisPubSub):
         epoch = uuid.uuid4().hex[:16]
         self._epoch = epoch
         sent = time.time()
-        out = await self._scripts.call(lua.CLAIM, self.ns, self.node_id, epoch, self._lease_ms)
+        out = await self._scripts.call(lua.CLAIM, self.prefix, self.node_id, epoch, self._lease_ms)
         self._set_clock(int(out[0]), sent)
         return int(out[1]) == 1, [text(raw) for raw in out[2:]]
 
@@ -87,9 +87,7 @@ class RedisHealth(RedisPubSub):
         try:
             async with asyncio.timeout(self.check_timeout):
                 sent = time.time()
-                redis_now, held = await self._redis.eval(
-                    lua.RENEW, 0, self.ns, self.node_id, self._epoch, self._lease_ms
-                )
+                redis_now, held = await self._eval(lua.RENEW, self.prefix, self.node_id, self._epoch, self._lease_ms)
         except TimeoutError:
             if time.monotonic() - asked > 1.5 * self.check_timeout:
                 self._wake.set()  # this node's own loop ran late (the answer may be unread): ask again now
@@ -168,7 +166,7 @@ class RedisHealth(RedisPubSub):
         reaped, held = await self._claim()
         epoch = self._epoch
         stale = [  # they closed a while ago: no grace left
-            self._scripts.submit(lua.UNREGISTER, self.ns, client_id, self.node_id, epoch, 0, "")
+            self._scripts.submit(lua.UNREGISTER, self.prefix, client_id, self.node_id, epoch, 0, "")
             for client_id in held
             if client_id not in self._members
         ]
@@ -176,7 +174,7 @@ class RedisHealth(RedisPubSub):
         restored = [
             self._scripts.submit(
                 lua.RESTORE,
-                self.ns,
+                self.prefix,
                 member.client_id,
                 self.node_id,
                 epoch,
@@ -217,7 +215,7 @@ class RedisHealth(RedisPubSub):
         count = self._listener.drain_dropped()
         if count:
             assert self._redis is not None
-            await self._redis.incrby(f"{self.ns}:dropped", count)
+            await self._redis.incrby(f"{self.prefix}:dropped", count)
 
     async def _check_deaf(self) -> None:
         """Publish a ping to our own channel; if the last one never came back, rebuild the subscription."""
@@ -232,11 +230,11 @@ class RedisHealth(RedisPubSub):
             token = uuid.uuid4().hex
             self._ping_sent = token
             self._ping_sent_at = now
-            await self._redis.publish(self._node_channel, b"ping:" + token.encode())
+            await self._publish_raw(self._node_channel, b"ping:" + token.encode())
 
     async def _reap(self) -> None:
         assert self._redis is not None
-        out = await self._redis.eval(lua.REAP, 0, self.ns, self.node_id, self._epoch)
+        out = await self._eval(lua.REAP, self.prefix, self.node_id, self._epoch)
         for i in range(0, len(out), 3):
             kind, key, blob = text(out[i]), text(out[i + 1]), out[i + 2]
             if kind == "node":
@@ -250,7 +248,7 @@ class RedisHealth(RedisPubSub):
     async def _sweep_leaving(self) -> None:
         """Offline decisions that are due but were not made (their node stopped or died within the grace)."""
         assert self._redis is not None
-        for raw in await self._redis.eval(lua.SWEEP_LEAVING, 0, self.ns):
+        for raw in await self._eval(lua.SWEEP_LEAVING, self.prefix):
             if self._listener is not None:
                 self._listener.user_offline(text(raw))
 

@@ -50,7 +50,7 @@ class RedisMembership(RedisHealth):
         try:
             result = await self._scripts.call(
                 lua.REGISTER,
-                self.ns,
+                self.prefix,
                 member.client_id,
                 self.node_id,
                 self._epoch,
@@ -94,7 +94,7 @@ class RedisMembership(RedisHealth):
         grace_ms = int(self.presence_grace * 1000)
         try:
             result = await self._scripts.call(
-                lua.UNREGISTER, self.ns, member.client_id, self.node_id, self._epoch, grace_ms, token
+                lua.UNREGISTER, self.prefix, member.client_id, self.node_id, self._epoch, grace_ms, token
             )
         except (RedisError, OSError):
             self._out_of_sync()
@@ -113,7 +113,7 @@ class RedisMembership(RedisHealth):
         assert self._redis is not None
         for _ in range(3):
             try:
-                gone = await self._redis.eval(lua.OFFLINE_CHECK, 0, self.ns, user_id, token)
+                gone = await self._eval(lua.OFFLINE_CHECK, self.prefix, user_id, token)
             except (RedisError, OSError):
                 await asyncio.sleep(self.heartbeat)
                 continue
@@ -129,7 +129,7 @@ class RedisMembership(RedisHealth):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
-        await self._write(lua.JOIN, self.ns, room, member.client_id, member_blob(member), self.node_id)
+        await self._write(lua.JOIN, self.prefix, room, member.client_id, member_blob(member), self.node_id)
 
     @_in_task
     async def leave(self, room: str, member: Member) -> None:
@@ -137,7 +137,7 @@ class RedisMembership(RedisHealth):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
-        await self._write(lua.LEAVE, self.ns, room, member.client_id, self.node_id)
+        await self._write(lua.LEAVE, self.prefix, room, member.client_id, self.node_id)
 
     async def _write(self, script: str, *args: Any) -> None:
         """A membership write (the epoch is added last); one refused or skipped gets the state rewritten."""

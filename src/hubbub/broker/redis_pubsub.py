@@ -12,6 +12,10 @@ never sent, and a node that receives a publication more than `publish_timeout` a
 was made (its subscription stalled, or the node was paused) counts it in
 `stale_publications` instead of delivering it. So each publication is delivered in time
 or counted lost, never both, and none arrives late.
+
+On a Redis Cluster the channels are shard channels (SSUBSCRIBE/SPUBLISH, `redis_shards`):
+a room's channel lives in its hash slot, on one master, so publications spread over the
+masters instead of crossing every node of the cluster.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Publication
@@ -33,6 +38,7 @@ OUTAGE_WAIT = 0.1
 REPLY_MARGIN = 0.25
 """Seconds a publisher waits beyond `publish_timeout` for the answer of a batch Redis ran in time."""
 _PUBLISH_SHA = sha1(lua.PUBLISH)
+_SPUBLISH_SHA = sha1(lua.SPUBLISH)
 
 
 class RedisPubSub(RedisLink):
@@ -45,8 +51,7 @@ class RedisPubSub(RedisLink):
         while not self._stopping:
             pubsub = None
             try:
-                assert self._redis is not None
-                pubsub = self._redis.pubsub()
+                pubsub = await self._new_subscription(refresh=delay > 0.1)
                 rooms = [self._room_channel(room) for room in self._subscribed]
                 await pubsub.subscribe(self._all_channel, self._node_channel, *rooms)
                 self._pubsub = pubsub
@@ -84,7 +89,19 @@ class RedisPubSub(RedisLink):
                         waiter.set_result(None)  # nobody will confirm now; the new subscription covers it
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
+
+    async def _new_subscription(self, *, refresh: bool) -> Any:
+        """A redis-py PubSub, or on a cluster a `ShardedSubscription` (after a failure, on a fresh slot map)."""
+        assert self._redis is not None
+        if not self.target.cluster:
+            return self._redis.pubsub()
+        from hubbub.broker.redis_shards import ShardedSubscription
+
+        subscription = ShardedSubscription(self._redis)
+        if refresh:
+            await subscription.refresh()
+        return subscription
 
     def _release_confirmations(self) -> None:
         """Nobody will confirm the pending (un)subscriptions now: stop waiting; they are redone on recovery."""
@@ -208,22 +225,28 @@ class RedisPubSub(RedisLink):
         for channel, payload, _ in batch[fresh:]:
             args.append(channel)
             args.append(payload)
+        sent = 0
         try:
             # Redis refuses the batch after the deadline, so waiting longer than that (and the answer's
             # way back) tells nothing more: the batch is lost, and stays lost when Redis gets to it.
             async with asyncio.timeout(max(0.0, (deadline - now) / 1000) + REPLY_MARGIN):
-                try:
-                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
-                except NoScriptError:  # Redis restarted and forgot the script
-                    await redis.script_load(lua.PUBLISH)
-                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                if self.target.cluster:
+                    from hubbub.broker.redis_shards import publish_sharded
+
+                    entries = [(channel, payload) for channel, payload, _ in batch[fresh:]]
+                    sent = await publish_sharded(redis, lua.SPUBLISH, _SPUBLISH_SHA, deadline, entries)  # type: ignore[arg-type]
+                else:
+                    try:
+                        done = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                    except NoScriptError:  # Redis restarted and forgot the script
+                        await redis.script_load(lua.PUBLISH)
+                        done = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                    sent = len(batch) - fresh if done else 0
         except (RedisError, OSError, TimeoutError):
             self._wake.set()  # a heartbeat now tells whether Redis is still there
-            sent = 0
-        if not sent:
-            self.lost_publications += len(batch) - fresh
+        if sent < len(batch) - fresh:
+            self.lost_publications += len(batch) - fresh - sent
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
-        assert self._redis is not None
         publication.sent_at = self._redis_now()
-        await self._redis.publish(channel, pack(publication))
+        await self._publish_raw(channel, pack(publication))
