@@ -1,4 +1,5 @@
-"""Fixtures of the inbox conformance suite: one store per engine (memory, sqlite, redis, redis-cluster), on a clock the test moves."""
+"""Fixtures of the inbox conformance suite: one store per engine (memory, sqlite, redis, redis-cluster),
+on a clock the test moves."""
 
 from __future__ import annotations
 

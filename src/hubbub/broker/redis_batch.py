@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
@@ -113,6 +114,24 @@ class ScriptBatch:
                 future.set_result(result)
 
     async def _execute(self, client: aioredis.Redis, batch: list[Call]) -> list[Any]:
+        if not self._routed:
+            return await self._pipeline(client, batch)
+        try:
+            results = await self._pipeline(client, batch)
+        except RedisConnectionError:
+            results = [RedisConnectionError("the connection broke")] * len(batch)
+        broken = [i for i, result in enumerate(results) if isinstance(result, RedisConnectionError)]
+        if broken:
+            # A master died and a replica took over its slots, but the cluster client still held a
+            # connection to the dead one: read the slot map again and send those calls once more. A call the
+            # dead master ran (and replicated) just before dying runs twice (docs/guide.md, Redis Cluster).
+            await client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            retried = await self._pipeline(client, [batch[i] for i in broken])
+            for i, result in zip(broken, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, client: aioredis.Redis, batch: list[Call]) -> list[Any]:
         async with client.pipeline(transaction=False) as pipe:
             for script, args, _ in batch:
                 sha = self._shas.get(script)

@@ -283,6 +283,22 @@ class RedisClusterServer:
     def _node(self, port: int) -> ClusterNodeProcess:
         return next(node for node in self.nodes if node.port == port)
 
+    def wait_replicated(self, node: ClusterNodeProcess, timeout: float = 10.0) -> None:
+        """Wait until every replica of master `node` acknowledged all it was sent so far (replication is
+        asynchronous: what a replica has not received when its master dies is lost by the failover)."""
+
+        def caught_up() -> bool:
+            info = dict(
+                line.split(":", 1)
+                for line in str(command(node.port, "INFO", "replication")).splitlines()
+                if ":" in line
+            )
+            offset = info.get("master_repl_offset")
+            replicas = [value for key, value in info.items() if key.startswith("slave") and key[5:].isdigit()]
+            return bool(replicas) and all(f"offset={offset}," in value for value in replicas)
+
+        _wait(caught_up, timeout, f"the replicas of {node.address} to catch up")
+
     def kill_master(self, node: ClusterNodeProcess, *, wait: bool = True, timeout: float = 30.0) -> None:
         """SIGKILL a master; with `wait`, return once a replica serves its slots (cluster_state:ok everywhere)."""
         if node.port not in self._master_ports():
