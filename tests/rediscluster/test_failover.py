@@ -155,6 +155,8 @@ async def test_a_killed_master_s_rooms_fail_over_and_resume(redis_cluster: Redis
         assert [p["data"]["data"]["n"] for p in recovery["publications"]] == [0, 1, 2, 3, 4, *kept, 6]
         for ws in (publisher, member, local_a, local_b, remote, back):
             await ws.close()
+    await asyncio.to_thread(redis_cluster.restart, victim)  # it rejoins as the promoted replica's replica
+    assert victim.port not in {node.port for node in redis_cluster.masters()}
 
 
 async def remote_hears(sender: ClientConnection, receiver: ClientConnection, text: str) -> bool:

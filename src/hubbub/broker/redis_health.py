@@ -230,7 +230,8 @@ class RedisHealth(RedisPubSub):
             token = uuid.uuid4().hex
             self._ping_sent = token
             self._ping_sent_at = now
-            await self._publish_raw(self._node_channel, b"ping:" + token.encode())
+            if not await self._publish_raw(self._node_channel, b"ping:" + token.encode()):
+                self._ping_sent = None  # its shard is down: the subscription fails and is rebuilt on its own
 
     async def _reap(self) -> None:
         assert self._redis is not None

@@ -194,13 +194,19 @@ class RedisLink:
             return await self._redis.eval(script, 1, args[0], *args)
         return await self._redis.eval(script, 0, *args)
 
-    async def _publish_raw(self, channel: str, payload: bytes) -> None:
-        """PUBLISH (SPUBLISH on a cluster) one payload now."""
+    async def _publish_raw(self, channel: str, payload: bytes) -> bool:
+        """PUBLISH one payload now; raises when Redis fails. On a cluster, SPUBLISH, and a failure returns
+        False instead: the channel's master may be down while the rest of the cluster (and the membership
+        slot the heartbeat checks) answers, so it says nothing of whether Redis is reachable."""
         assert self._redis is not None
-        if self.target.cluster:
-            await self._redis.spublish(channel, payload)
-        else:
+        if not self.target.cluster:
             await self._redis.publish(channel, payload)
+            return True
+        try:
+            await self._redis.spublish(channel, payload)
+        except (RedisError, OSError):
+            return False
+        return True
 
 
 def text(value: Any) -> str:

@@ -249,4 +249,5 @@ class RedisPubSub(RedisLink):
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
         publication.sent_at = self._redis_now()
-        await self._publish_raw(channel, pack(publication))
+        if not await self._publish_raw(channel, pack(publication)):
+            self.lost_publications += 1
