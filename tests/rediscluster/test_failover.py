@@ -1,13 +1,16 @@
-"""A Redis Cluster master dies mid-traffic (SIGKILL) under two real hubbub nodes (examples/echo.py:app).
+"""A Redis Cluster master dies mid-traffic (SIGKILL) under two real hubbub nodes.
 
-The killed master serves the slot of a room with history and of the /fanout room; the broker's
-membership slot (`{ns}`) is on another master, so the nodes keep their heartbeat and only the
-shard subscription and that shard's publications break. Documented in docs/guide.md ("Redis
-Cluster"): local delivery goes on, /readyz answers 503 until the node resubscribed on the promoted
-replica, cross-node publications made meanwhile are counted lost (never delivered late), and the
-room's history is whole after the failover for what the replica had received before the kill (the
-test waits for replication first; what a replica has not received when its master dies is lost,
-as Redis replication is asynchronous).
+First (examples/echo.py:app) the killed master serves the slot of a room with history and of the
+/fanout room; the broker's membership slot (`{ns}`) is on another master, so the nodes keep their
+heartbeat and only the shard subscription and that shard's publications break. Then
+(tests/cluster/apps/cluster_app.py) the killed master serves the membership slot: the nodes are
+cut off from the cluster's state until the promotion, then write back what changed meanwhile.
+
+Documented in docs/guide.md ("Redis Cluster"): local delivery goes on, /readyz answers 503 until
+the node resubscribed on the promoted replica, cross-node publications made meanwhile are counted
+lost (never delivered late), and the room's history is whole after the failover for what the
+replica had received before the kill (the test waits for replication first; what a replica has not
+received when its master dies is lost, as Redis replication is asynchronous).
 """
 
 from __future__ import annotations
@@ -157,6 +160,59 @@ async def test_a_killed_master_s_rooms_fail_over_and_resume(redis_cluster: Redis
             await ws.close()
     await asyncio.to_thread(redis_cluster.restart, victim)  # it rejoins as the promoted replica's replica
     assert victim.port not in {node.port for node in redis_cluster.masters()}
+
+
+async def test_a_killed_membership_master_costs_no_state(redis_cluster: RedisClusterServer) -> None:
+    namespace = f"fm{uuid.uuid4().hex[:6]}"
+    victim = redis_cluster.master_of(Keys(namespace, cluster=True).members + ":nodes")
+    url = f"{redis_cluster.url}?namespace={namespace}&node_timeout=2"
+    env = {"CLUSTER_JWT_SECRET": "failover-tests-secret-of-at-least-32-bytes"}
+    with Cluster("tests/cluster/apps/cluster_app.py:app", url, nodes=2, env=env, cwd=ROOT) as nodes:
+        near, far = nodes.nodes
+        a, a_id = await room_client(near, "r")
+        b, _ = await room_client(near, "r")
+        c, c_id = await room_client(far, "r")
+        await wait_for(lambda: stats_show(far, 3), timeout=TIMEOUT)
+        await wait_for(lambda: remote_hears(a, c, "before"), timeout=TIMEOUT)
+        await asyncio.to_thread(redis_cluster.wait_replicated, victim)
+
+        redis_cluster.kill_master(victim, wait=False)
+        await wait_for(lambda: not near.ready() and not far.ready(), timeout=TIMEOUT)
+        await a.send("during the outage")  # local delivery goes on
+        await receive(b, "during the outage")
+        await b.close()  # changes the cluster's state cannot record now
+        d, d_id = await room_client(near, "r")
+
+        await asyncio.to_thread(redis_cluster.wait_failover, TIMEOUT)
+        await wait_for(lambda: near.ready() and far.ready(), timeout=TIMEOUT)
+        await wait_for(lambda: stats_show(far, 3, {a_id, c_id, d_id}), timeout=TIMEOUT)
+        await wait_for(lambda: remote_hears(d, c, "after"), timeout=TIMEOUT)
+        for ws in (a, c, d):
+            await ws.close()
+    await asyncio.to_thread(redis_cluster.restart, victim)
+
+
+async def room_client(node: Node, room: str) -> tuple[ClientConnection, str]:
+    """A raw client of cluster_app's /room/{room} and its client id."""
+    ws = await ws_connect(node.url(f"/room/{room}"))
+    hello = orjson.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    return ws, str(hello["client_id"])
+
+
+async def stats_show(node: Node, connections: int, clients: set[str] | None = None) -> bool:
+    """Whether the node's cluster-wide /stats count `connections` (and are exactly `clients`)."""
+
+    def read() -> Any:
+        import urllib.request
+
+        with urllib.request.urlopen(node.http_url("/stats"), timeout=5) as response:
+            return orjson.loads(response.read())
+
+    try:
+        stats = await asyncio.to_thread(read)
+    except OSError:  # 500 while the node is cut off from the cluster's state
+        return False
+    return bool(stats["connections"] == connections and (clients is None or set(stats["clients"]) == clients))
 
 
 async def remote_hears(sender: ClientConnection, receiver: ClientConnection, text: str) -> bool:
