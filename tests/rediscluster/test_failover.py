@@ -60,6 +60,16 @@ def layout(cluster: RedisClusterServer) -> tuple[str, str, ClusterNodeProcess]:
     return namespace, room, victim
 
 
+def elsewhere(cluster: RedisClusterServer, namespace: str, victim: ClusterNodeProcess) -> str:
+    """A room whose slot is on another master than `victim`."""
+    keys = Keys(namespace, cluster=True)
+    return next(
+        name
+        for name in (f"elsewhere-{i}" for i in range(10_000))
+        if cluster.master_of(keys.room_channel(name)).port != victim.port
+    )
+
+
 async def answer(ws: ClientConnection, kind: str, data: Any, request_id: int) -> dict[str, Any]:
     """Send a request envelope and return its answer envelope (other envelopes are skipped)."""
     await ws.send(orjson.dumps({"type": kind, "data": data, "id": request_id}).decode())
@@ -85,13 +95,13 @@ async def receive(ws: ClientConnection, wanted: str) -> None:
             pass
 
 
-async def messages_until(ws: ClientConnection, offset: int) -> list[int]:
-    """Offsets of the room messages read until `offset` arrives."""
+async def messages_until(ws: ClientConnection, offset: int, room: str | None = None) -> list[int]:
+    """Offsets of the room messages (of `room`, if given) read until `offset` arrives."""
     seen: list[int] = []
     async with asyncio.timeout(TIMEOUT):
         while not seen or seen[-1] < offset:
             envelope = orjson.loads(await ws.recv())
-            if envelope.get("type") == "hubbub.message":
+            if envelope.get("type") == "hubbub.message" and room in (None, envelope.get("room")):
                 seen.append(envelope["offset"])
     return seen
 
@@ -124,6 +134,8 @@ async def test_a_killed_master_s_rooms_fail_over_and_resume(redis_cluster: Redis
         remote = await ws_connect(far.url("/fanout"))
         epoch = (await request(publisher, "hubbub.join", {"room": room}, 1))["epoch"]
         await request(member, "hubbub.join", {"room": room}, 1)
+        other = elsewhere(redis_cluster, namespace, victim)
+        await request(member, "hubbub.join", {"room": other}, 2)
         acked = [
             (await request(publisher, "hubbub.publish", {"room": room, "data": {"n": n}}, 10 + n))["offset"]
             for n in range(5)
@@ -137,6 +149,9 @@ async def test_a_killed_master_s_rooms_fail_over_and_resume(redis_cluster: Redis
         await wait_for(lambda: not near.ready() and not far.ready(), timeout=TIMEOUT)
         await local_a.send("during the outage")  # local delivery goes on
         await receive(local_b, "during the outage")
+        # so does cross-node delivery in a room whose master lives
+        crossed = (await request(publisher, "hubbub.publish", {"room": other, "data": {"n": 0}}, 3))["offset"]
+        assert await messages_until(member, crossed, room=other) == [crossed]
         await wait_for(lambda: lost_publications_above(near, lost_before), timeout=TIMEOUT)
         # The room's stream is on the dead master: its append waits while redis-py retries, and is either
         # refused (an error reply) or made on the promoted replica once it took over.

@@ -55,7 +55,7 @@ class RedisPubSub(RedisLink):
                 rooms = [self._room_channel(room) for room in self._subscribed]
                 await pubsub.subscribe(self._all_channel, self._node_channel, *rooms)
                 self._pubsub = pubsub
-                self._subscribed_ok = True
+                self._subscribed_ok = getattr(pubsub, "complete", True)  # a cluster's may wait on a master
                 self._subscribed_event.set()
                 self._ping_sent = None
                 if delay > 0.1:
@@ -92,13 +92,23 @@ class RedisPubSub(RedisLink):
                         await pubsub.aclose()
 
     async def _new_subscription(self, *, refresh: bool) -> Any:
-        """A redis-py PubSub, or on a cluster a `ShardedSubscription` (after a failure, on a fresh slot map)."""
+        """A redis-py PubSub, or on a cluster a `ShardedSubscription` (after a failure, on a fresh slot map),
+        which keeps the channels of live masters while it resubscribes those of a failed one."""
         assert self._redis is not None
         if not self.target.cluster:
             return self._redis.pubsub()
         from hubbub.broker.redis_shards import ShardedSubscription
 
-        subscription = ShardedSubscription(self._redis)
+        def on_health(complete: bool) -> None:
+            if self._pubsub is not subscription or complete == self._subscribed_ok:
+                return
+            self._subscribed_ok = complete
+            if complete:
+                self.reconnects += 1
+                logger.info("node %s resubscribed to every Redis Cluster shard", self.node_id)
+                self._wake.set()
+
+        subscription = ShardedSubscription(self._redis, on_health, max_delay=self.reconnect_max)
         if refresh:
             await subscription.refresh()
         return subscription
