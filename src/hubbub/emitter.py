@@ -43,7 +43,7 @@ class Emitter:
         self._inbox: Any = None
 
     async def _publish(self, publication: Publication) -> int:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         from hubbub.broker.redis_wire import pack
 
@@ -51,7 +51,7 @@ class Emitter:
         try:
             send = self._redis.spublish if self._sharded else self._redis.publish
             receivers: int = await send(self._channels.of(publication), pack(publication))
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot publish through Redis: {exc}") from None
         return receivers
 
@@ -80,7 +80,7 @@ class Emitter:
         await self._publish(Publication.carrying("users", sorted(set(user_ids)), data))
 
     async def _send_durable(self, user_id: str, data: Sendable) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         from hubbub.inbox.redis import RedisInboxStore
         from hubbub.inbox.wire import InboxEnvelope, encode_body
@@ -92,7 +92,7 @@ class Emitter:
             self._inbox = RedisInboxStore(self._redis, self._inbox_limits, namespace=self._namespace)
         try:
             offset = await self._inbox.append(user_id, body)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot store in the inbox through Redis: {exc}") from None
         await self._publish(Publication.carrying("user", user_id, InboxEnvelope(data.type, data.data, inbox=offset)))
 

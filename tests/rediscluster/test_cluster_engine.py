@@ -15,9 +15,10 @@ from hubbub.broker.redis import RedisBroker
 from hubbub.broker.redis_target import Keys, RedisTarget
 from hubbub.cli import broker_from_url
 from hubbub.emitter import Emitter
-from hubbub.errors import ConfigurationError
+from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.protocol.envelope import Envelope
-from hubbub.testing import RedisClusterServer, serve_app
+from hubbub.testing import RedisClusterServer, RedisServer, free_port, serve_app
+from tests.broker.recording import Journal, RecordingListener
 from tests.support.raw_and_channel import make_app, open_peer
 
 
@@ -76,6 +77,17 @@ def test_on_one_server_the_key_names_are_unchanged() -> None:
         "ns:hist:r",
         "ns",
     )
+
+
+async def test_a_cluster_url_to_nothing_or_to_a_plain_server_is_unavailable_with_the_reason(
+    redis_server: RedisServer,
+) -> None:
+    nowhere = RedisBroker(f"redis+cluster://127.0.0.1:{free_port()}")
+    with pytest.raises(BrokerUnavailable, match=r"cannot reach Redis at redis\+cluster://"):
+        await nowhere.probe()
+    plain = RedisBroker(f"redis+cluster://127.0.0.1:{redis_server.port}")
+    with pytest.raises(BrokerUnavailable, match="Cluster mode is not enabled"):
+        await plain.start(RecordingListener(Journal(), 0))
 
 
 def test_the_command_line_takes_a_cluster_url() -> None:

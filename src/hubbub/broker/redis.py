@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 
 from hubbub.broker.base import Broker, ClusterListener, Member
-from hubbub.broker.redis_link import RedisError, member_from_blob, split_options, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_from_blob, split_options, text
 from hubbub.broker.redis_members import RedisMembership, _in_task
 from hubbub.errors import BrokerUnavailable
 
@@ -36,7 +36,7 @@ class RedisBroker(RedisMembership, Broker):
         client = self.target.client(max_connections=2, socket_timeout=self.socket_timeout)
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
         finally:
             await client.aclose()
@@ -53,7 +53,7 @@ class RedisBroker(RedisMembership, Broker):
             await self._redis.ping()
             self._connected = True
             await self._claim()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._connected = False
             await self._redis.aclose()
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
@@ -74,7 +74,7 @@ class RedisBroker(RedisMembership, Broker):
                     await task
         if self._redis is not None:
             await self._scripts.drain()
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 members = list(self._members.values())
                 await asyncio.gather(*(self.unregister(member, []) for member in members))
                 await self._redis.zrem(f"{self.prefix}:nodes", self.node_id)

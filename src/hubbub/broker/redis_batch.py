@@ -20,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -100,7 +100,7 @@ class ScriptBatch:
                 retried = await self._execute(client, [batch[i] for i in missing])
                 for i, result in zip(missing, retried, strict=True):
                     results[i] = result
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             _fail(batch, exc)
             return
         finally:

@@ -24,7 +24,7 @@ from typing import Any
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Publication
-from hubbub.broker.redis_link import RedisError, member_blob, member_from_blob, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, member_from_blob, text
 from hubbub.broker.redis_pubsub import RedisPubSub
 
 logger = logging.getLogger("hubbub.broker.redis")
@@ -58,7 +58,7 @@ class RedisHealth(RedisPubSub):
             self._notice_pause()
             try:
                 await self._beat()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
                 self._unreachable(str(exc) or "no answer in time")
             self._last_beat = (time.monotonic(), time.time())
 

@@ -19,18 +19,19 @@ from hubbub.errors import BrokerUnavailable, ConfigurationError
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
     from hubbub.broker.redis_batch import ScriptBatch
     from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
-    RedisError = NoScriptError = OSError  # type: ignore[assignment,misc]
+    RedisError = NoScriptError = RedisClusterException = OSError  # type: ignore[assignment,misc]
     ScriptBatch = Channels = pack = unpack = None  # type: ignore[assignment,misc]
 
 __all__ = [
     "Channels",
     "NoScriptError",
+    "RedisClusterException",
     "RedisError",
     "RedisLink",
     "ScriptBatch",
@@ -204,7 +205,7 @@ class RedisLink:
             return True
         try:
             await self._redis.spublish(channel, payload)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return False
         return True
 

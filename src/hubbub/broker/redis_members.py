@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Registration
 from hubbub.broker.redis_health import RedisHealth
-from hubbub.broker.redis_link import RedisError, member_blob, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, text
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -59,7 +59,7 @@ class RedisMembership(RedisHealth):
                 max_connections or 0,
                 max_per_user or 0,
             )
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return self._admit_offline(member)
         if result == -1:
             return Registration.OVER_CAPACITY
@@ -96,7 +96,7 @@ class RedisMembership(RedisHealth):
             result = await self._scripts.call(
                 lua.UNREGISTER, self.prefix, member.client_id, self.node_id, self._epoch, grace_ms, token
             )
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
         if result == lua.FENCED:
@@ -114,7 +114,7 @@ class RedisMembership(RedisHealth):
         for _ in range(3):
             try:
                 gone = await self._eval(lua.OFFLINE_CHECK, self.prefix, user_id, token)
-            except (RedisError, OSError):
+            except (RedisError, RedisClusterException, OSError):
                 await asyncio.sleep(self.heartbeat)
                 continue
             if gone == 1 and self._listener is not None:
@@ -146,7 +146,7 @@ class RedisMembership(RedisHealth):
             return
         try:
             result = await self._scripts.call(script, *args, self._epoch)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
         if result == lua.FENCED:

@@ -29,7 +29,7 @@ from typing import Any
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Publication
 from hubbub.broker.redis_batch import sha1
-from hubbub.broker.redis_link import NoScriptError, RedisError, RedisLink, pack, text, unpack
+from hubbub.broker.redis_link import NoScriptError, RedisClusterException, RedisError, RedisLink, pack, text, unpack
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -75,7 +75,7 @@ class RedisPubSub(RedisLink):
                         self._confirmed(kind, text(message["channel"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 if self._subscribed_ok:
                     logger.warning("subscription of node %s lost: %s", self.node_id, exc)
                 self._subscribed_ok = False
@@ -183,7 +183,7 @@ class RedisPubSub(RedisLink):
                 else:
                     await pubsub.unsubscribe(channel)
                 await asyncio.shield(confirmed)
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             self._subscription_stale = True
             if reachable:
                 logger.warning("Redis did not confirm %s of %s on node %s", kind, channel, self.node_id)
@@ -252,7 +252,7 @@ class RedisPubSub(RedisLink):
                         await redis.script_load(lua.PUBLISH)
                         done = await redis.evalsha(_PUBLISH_SHA, 0, *args)
                     sent = len(batch) - fresh if done else 0
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             self._wake.set()  # a heartbeat now tells whether Redis is still there
         if sent < len(batch) - fresh:
             self.lost_publications += len(batch) - fresh - sent

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from hubbub.broker.redis_batch import ScriptBatch
 from hubbub.broker.redis_target import Keys
@@ -146,7 +146,7 @@ class RedisInboxStore(InboxStore):
             return await self._scripts.call(script, *args)
         except ResponseError:
             raise  # the script itself failed: not an outage
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot reach the Redis inbox: {exc}") from None
 
     # ---- the store ----------------------------------------------------------------
