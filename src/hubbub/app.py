@@ -22,6 +22,7 @@ from hubbub.auth import (
     as_user,
 )
 from hubbub.broker.base import Broker, Registration
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.channel import Channel
 from hubbub.connection import Connection
 from hubbub.endpoint import AnyHandler, Handler, WebSocketEndpoint, as_async
@@ -82,7 +83,7 @@ def _inbox_url(store: str | Store | None) -> str | None:
         return "memory://"
     if url.startswith("sqlite:"):
         return url.split("?", 1)[0]
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         return url
     return None
 

@@ -14,6 +14,7 @@ import click
 from hubbub import config
 from hubbub.app import App
 from hubbub.broker.base import Broker
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.folder import is_handler_folder, load_folder
 from hubbub.loading import describe_failure, load_module
@@ -131,7 +132,7 @@ def run(target: str, config_file: str | None, reuse_port: bool, **options: Any) 
         store = settings["store"]
         if store is not None:
             app.use_store(store)
-            if app.hub.broker.is_cluster and not store.startswith(("redis://", "rediss://", "unix://")):
+            if app.hub.broker.is_cluster and not is_redis_url(store):
                 raise ConfigurationError(f"--store {store} serves one process; with --broker, history lives in Redis")
         if workers > 1:
             if not app.hub.broker.is_cluster:
@@ -166,7 +167,7 @@ def apply_settings(app: App, given: dict[str, Any], settings: dict[str, Any]) ->
 
 def broker_from_url(url: str, app: App) -> Broker:
     """The broker a --broker URL names."""
-    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+    if is_redis_url(url):
         from hubbub.broker.redis import RedisBroker
 
         return RedisBroker(url, presence_grace=app.options.presence_grace)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
@@ -17,9 +18,11 @@ from hubbub.cli import broker_from_url
 from hubbub.emitter import Emitter
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.protocol.envelope import Envelope
-from hubbub.testing import RedisClusterServer, RedisServer, free_port, serve_app
+from hubbub.testing import Cluster, RedisClusterServer, RedisServer, free_port, serve_app
 from tests.broker.recording import Journal, RecordingListener
 from tests.support.raw_and_channel import make_app, open_peer
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def slot(key: str) -> int:
@@ -88,6 +91,12 @@ async def test_a_cluster_url_to_nothing_or_to_a_plain_server_is_unavailable_with
     plain = RedisBroker(f"redis+cluster://127.0.0.1:{redis_server.port}")
     with pytest.raises(BrokerUnavailable, match="Cluster mode is not enabled"):
         await plain.start(RecordingListener(Journal(), 0))
+
+
+def test_hubbub_run_takes_a_cluster_for_broker_and_store(redis_cluster_server: RedisClusterServer) -> None:
+    url = f"{redis_cluster_server.url}?namespace=run{uuid.uuid4().hex[:6]}"
+    with Cluster("examples/echo.py:app", url, nodes=1, args=["--store", url], cwd=ROOT) as cluster:
+        assert cluster.nodes[0].ready()
 
 
 def test_the_command_line_takes_a_cluster_url() -> None:

@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qsl, urlsplit
 
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import ConfigurationError
 from hubbub.history.base import HistoryEngine
 from hubbub.history.memory import MemoryHistory
@@ -148,7 +149,7 @@ def open_store(url: str | Store | None) -> Store | None:
         return url
     if url in ("memory", "memory://"):
         return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+    if is_redis_url(url):
         return RedisStore(url)
     if url.startswith("sqlite:"):
         return _sqlite(url)

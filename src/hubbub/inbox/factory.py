@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import ConfigurationError
 from hubbub.inbox.base import InboxLimits, InboxStore
 
@@ -38,7 +39,7 @@ def open_inbox(
         from hubbub.inbox.sqlite import SQLiteInboxStore
 
         return SQLiteInboxStore(sqlite_path(store_url), limits)
-    if store_url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+    if is_redis_url(store_url):
         from hubbub.inbox.redis import RedisInboxStore
 
         return RedisInboxStore.from_url(store_url, limits)
