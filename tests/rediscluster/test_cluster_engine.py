@@ -93,6 +93,14 @@ async def test_a_cluster_url_to_nothing_or_to_a_plain_server_is_unavailable_with
         await plain.start(RecordingListener(Journal(), 0))
 
 
+def test_a_test_cluster_needs_three_masters() -> None:
+    with pytest.raises(ValueError, match="at least 3 masters"):
+        RedisClusterServer(masters=2)
+    cluster = RedisClusterServer(masters=3, replicas=0)  # not started: nothing runs, nothing to stop
+    assert cluster.url.count(",") == 2
+    cluster.stop()
+
+
 def test_hubbub_run_takes_a_cluster_for_broker_and_store(redis_cluster_server: RedisClusterServer) -> None:
     url = f"{redis_cluster_server.url}?namespace=run{uuid.uuid4().hex[:6]}"
     with Cluster("examples/echo.py:app", url, nodes=1, args=["--store", url], cwd=ROOT) as cluster:
