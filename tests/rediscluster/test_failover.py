@@ -182,7 +182,8 @@ async def test_a_killed_membership_master_costs_no_state(redis_cluster: RedisClu
     victim = redis_cluster.master_of(Keys(namespace, cluster=True).members + ":nodes")
     url = f"{redis_cluster.url}?namespace={namespace}&node_timeout=2"
     env = {"CLUSTER_JWT_SECRET": "failover-tests-secret-of-at-least-32-bytes"}
-    with Cluster("tests/cluster/apps/cluster_app.py:app", url, nodes=2, env=env, cwd=ROOT) as nodes:
+    # The nodes log at info level: what they did around the failover shows if the test fails.
+    with Cluster("tests/cluster/apps/cluster_app.py:app", url, 2, env=env, cwd=ROOT, log_level="info") as nodes:
         near, far = nodes.nodes
         a, a_id = await room_client(near, "r")
         b, _ = await room_client(near, "r")
@@ -200,7 +201,10 @@ async def test_a_killed_membership_master_costs_no_state(redis_cluster: RedisClu
 
         await asyncio.to_thread(redis_cluster.wait_failover, TIMEOUT)
         await wait_for(lambda: near.ready() and far.ready(), timeout=TIMEOUT)
-        await wait_for(lambda: stats_show(far, 3, {a_id, c_id, d_id}), timeout=TIMEOUT)
+        try:
+            await wait_for(lambda: stats_show(far, 3, {a_id, c_id, d_id}), timeout=TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"wanted {sorted({a_id, c_id, d_id})}, /stats: {await read_stats(far)}") from None
         await wait_for(lambda: remote_hears(d, c, "after"), timeout=TIMEOUT)
         for ws in (a, c, d):
             await ws.close()
@@ -214,8 +218,8 @@ async def room_client(node: Node, room: str) -> tuple[ClientConnection, str]:
     return ws, str(hello["client_id"])
 
 
-async def stats_show(node: Node, connections: int, clients: set[str] | None = None) -> bool:
-    """Whether the node's cluster-wide /stats count `connections` (and are exactly `clients`)."""
+async def read_stats(node: Node) -> Any:
+    """cluster_app's /stats of a node (the error instead, if it fails)."""
 
     def read() -> Any:
         import urllib.request
@@ -224,8 +228,15 @@ async def stats_show(node: Node, connections: int, clients: set[str] | None = No
             return orjson.loads(response.read())
 
     try:
-        stats = await asyncio.to_thread(read)
-    except OSError:  # 500 while the node is cut off from the cluster's state
+        return await asyncio.to_thread(read)
+    except OSError as exc:  # 500 while the node is cut off from the cluster's state
+        return exc
+
+
+async def stats_show(node: Node, connections: int, clients: set[str] | None = None) -> bool:
+    """Whether the node's cluster-wide /stats count `connections` (and are exactly `clients`)."""
+    stats = await read_stats(node)
+    if isinstance(stats, OSError):
         return False
     return bool(stats["connections"] == connections and (clients is None or set(stats["clients"]) == clients))
 
