@@ -19,12 +19,9 @@ import asyncio
 import contextlib
 
 from hubbub.broker.base import Broker, ClusterListener, Member
-from hubbub.broker.redis_link import RedisClusterException, RedisError, member_from_blob, split_options, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_from_blob, text
 from hubbub.broker.redis_members import RedisMembership, _in_task
 from hubbub.errors import BrokerUnavailable
-
-_split_options = split_options
-"""The Redis URL without hubbub's own query parameters (`Emitter` uses it too)."""
 
 
 class RedisBroker(RedisMembership, Broker):

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from hubbub.broker.base import ClusterListener, Member, new_node_id
-from hubbub.broker.redis_target import RedisTarget, split_options
+from hubbub.broker.redis_target import RedisTarget
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 
 try:
@@ -37,7 +37,6 @@ __all__ = [
     "ScriptBatch",
     "aioredis",
     "pack",
-    "split_options",
     "unpack",
 ]
 
