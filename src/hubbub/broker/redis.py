@@ -62,10 +62,10 @@ class RedisBroker(RedisMembership, Broker):
         self._stopping = True
         self._start_flush()  # publications made before the stop still leave
         await asyncio.gather(*self._flushes, return_exceptions=True)
-        for task in (self._listen_task, self._beat_task, *self._tasks):
+        for task in (self._listen_task, self._beat_task, self._renewal, *self._tasks):
             if task is not None:
                 task.cancel()
-        for task in (self._listen_task, self._beat_task, *self._tasks):
+        for task in (self._listen_task, self._beat_task, self._renewal, *self._tasks):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

@@ -60,6 +60,9 @@ class RedisHealth(RedisPubSub):
                 await self._beat()
             except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
                 self._unreachable(str(exc) or "no answer in time")
+            except Exception:  # the heartbeat must outlive any failure, or the others reap this node
+                logger.exception("heartbeat of node %s failed", self.node_id)
+                self._unreachable("the heartbeat failed")
             self._last_beat = (time.monotonic(), time.time())
 
     def _notice_pause(self) -> None:
@@ -87,13 +90,14 @@ class RedisHealth(RedisPubSub):
         try:
             async with asyncio.timeout(self.check_timeout):
                 sent = time.time()
-                redis_now, held = await self._eval(lua.RENEW, self.prefix, self.node_id, self._epoch, self._lease_ms)
+                redis_now, held = await self._renew()
         except TimeoutError:
             if time.monotonic() - asked > 1.5 * self.check_timeout:
                 self._wake.set()  # this node's own loop ran late (the answer may be unread): ask again now
                 return
             raise
-        self._set_clock(int(redis_now), sent)
+        if time.time() - sent <= self.check_timeout:  # a renewal that waited through an outage tells no time
+            self._set_clock(int(redis_now), sent)
         if not self._connected:
             logger.info("node %s reaches Redis again", self.node_id)
             self._connected = True
@@ -117,6 +121,24 @@ class RedisHealth(RedisPubSub):
             if time.monotonic() >= self._reap_after:
                 await self._reap()
             await self._sweep_leaving()
+
+    async def _renew(self) -> Any:
+        """Run `RENEW`. On a cluster the call is never cancelled: redis-py rereads the slot map inside a
+        command after a master's death, which can take longer than a heartbeat's wait; cancelled every time,
+        it would never finish, and the node never find the promoted replica. A heartbeat that gives up
+        waiting leaves the call running, and the next one waits for the same call."""
+        args = (self.prefix, self.node_id, self._epoch, self._lease_ms)
+        if not self.target.cluster:
+            return await self._eval(lua.RENEW, *args)
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.ensure_future(self._eval(lua.RENEW, *args))
+            self._renewal.add_done_callback(_retrieved)
+        renewal = self._renewal
+        try:
+            return await asyncio.shield(renewal)
+        finally:
+            if renewal.done():
+                self._renewal = None
 
     def _compare_count(self, held: int) -> None:
         """Redis should hold every connection of this node once no write is in flight; the same
@@ -252,6 +274,12 @@ class RedisHealth(RedisPubSub):
         for raw in await self._eval(lua.SWEEP_LEAVING, self.prefix):
             if self._listener is not None:
                 self._listener.user_offline(text(raw))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a renewal's failure as seen: a heartbeat that stopped waiting for it reports the outage itself."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _presence(room: str, member: Member, action: str, origin: str) -> Publication:

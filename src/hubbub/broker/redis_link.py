@@ -120,6 +120,8 @@ class RedisLink:
         self._flushes: set[asyncio.Task[None]] = set()
         self._listen_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
+        self._renewal: asyncio.Future[Any] | None = None
+        """A cluster's `RENEW` call in flight (`RedisHealth._renew`)."""
         self._epoch = ""
         """This node's current epoch in Redis (`redis_scripts`: fencing); every write carries it."""
         self._clock_offset = 0
