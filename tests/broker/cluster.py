@@ -12,7 +12,7 @@ from hubbub.broker.memory import MemoryBroker, MemoryBus
 from hubbub.broker.redis import RedisBroker
 from tests.broker.recording import Journal, RecordingListener
 
-Engine = Literal["memory", "redis"]
+Engine = Literal["memory", "redis", "redis-cluster"]
 
 
 class BrokerCluster:

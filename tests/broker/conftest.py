@@ -1,4 +1,5 @@
-"""Fixtures of the broker conformance suite: `cluster_of(n)` for each engine (memory, redis)."""
+"""Fixtures of the broker conformance suite: `cluster_of(n)` for each engine (memory, redis on one
+server, redis-cluster on a Redis Cluster of 3 masters and 3 replicas)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def broker_redis() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def engine(request: pytest.FixtureRequest) -> Engine:
     """The engine under test."""
     name: Engine = request.param
@@ -41,7 +42,11 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 @pytest.fixture
 async def cluster_of(engine: Engine, request: pytest.FixtureRequest) -> AsyncIterator[ClusterOf]:
     """A factory of clusters of the engine under test; every node is stopped at teardown."""
-    redis_url = request.getfixturevalue("broker_redis").url if engine == "redis" else None
+    redis_url = None
+    if engine == "redis":
+        redis_url = request.getfixturevalue("broker_redis").url
+    elif engine == "redis-cluster":
+        redis_url = request.getfixturevalue("redis_cluster_server").url
     made: list[BrokerCluster] = []
 
     async def start(
@@ -61,5 +66,11 @@ async def cluster_of(engine: Engine, request: pytest.FixtureRequest) -> AsyncIte
 
 def redis_only(engine: Engine, why: str) -> None:
     """Skip a case that only the Redis engine has (memory nodes live and die with their process)."""
-    if engine != "redis":
+    if engine == "memory":
         pytest.skip(f"Redis engine only: {why}")
+
+
+def one_server_only(engine: Engine, why: str) -> None:
+    """Skip a case that needs the Redis engine on one server (it stalls or pokes that server)."""
+    if engine != "redis":
+        pytest.skip(f"Redis engine on one server only: {why}")

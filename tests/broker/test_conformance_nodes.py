@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from hubbub.broker.base import Member, Publication
+from hubbub.broker.redis import RedisBroker
 from hubbub.protocol import envelope as env
 from hubbub.testing import wait_for
 from tests.broker.cluster import BrokerCluster, Engine
@@ -148,6 +149,16 @@ async def test_a_node_hears_a_room_only_while_it_has_members_there(cluster_of: C
     cluster = await cluster_of(3)
     member = await cluster.connect(1)
     await cluster.nodes[1].join("lobby", member)
+    if engine == "redis-cluster":
+        # Shard channels keep order per channel only (the lobby's and the all channel may live on
+        # different masters): what Redis counts as the lobby's subscribers tells who hears it.
+        assert await shard_subscribers(cluster, "lobby") == 1
+        room = Publication(kind="room", target="lobby", data="to the lobby")
+        await cluster.nodes[0].publish(room)
+        await cluster.journal.until(lambda: room in cluster.journal.delivered(1), "the lobby publication on node 1")
+        await cluster.nodes[1].leave("lobby", member)
+        assert await shard_subscribers(cluster, "lobby") == 0
+        return
     room = Publication(kind="room", target="lobby", data="to the lobby")
     everyone = Publication(kind="all", data="after the lobby")
     await cluster.nodes[0].publish(room)
@@ -167,6 +178,16 @@ async def test_a_node_hears_a_room_only_while_it_has_members_there(cluster_of: C
     await cluster.nodes[0].publish(last)
     await cluster.journal.until(lambda: last in cluster.journal.delivered(1), "the later publication on node 1")
     assert again not in cluster.journal.delivered(1)
+
+
+async def shard_subscribers(cluster: BrokerCluster, room: str) -> int:
+    """How many connections the master of a room's shard channel counts as its subscribers."""
+    node = cluster.nodes[0]
+    assert isinstance(node, RedisBroker) and node._redis is not None
+    channel = node._channels.room(room)
+    master = node._redis.get_node_from_key(channel)  # type: ignore[attr-defined]
+    reply = await node._redis.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=master)
+    return int(reply[1])
 
 
 async def test_the_heartbeat_adds_a_node_s_local_drops_to_the_cluster_count(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -22,18 +23,28 @@ from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis import RedisBroker
 from hubbub.broker.redis_link import member_blob
+from hubbub.broker.redis_target import RedisTarget
 from hubbub.testing import RedisServer, wait_for
 from tests.broker.cluster import BrokerCluster, Engine
-from tests.broker.conftest import ClusterOf, redis_only
+from tests.broker.conftest import ClusterOf, one_server_only, redis_only
 from tests.broker.test_conformance_nodes import count, populate, presence_leaves
 
 
 @pytest.fixture
-async def raw(broker_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    """A plain client of the test's redis-server, to change its data behind the nodes' backs."""
-    client = aioredis.Redis.from_url(broker_redis.url)
+async def raw(engine: Engine, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A plain client of the test's Redis (server or cluster), to change its data behind the nodes' backs."""
+    if engine == "redis-cluster":
+        url = request.getfixturevalue("redis_cluster_server").url
+        client: Any = RedisTarget.parse(url)[0].client(max_connections=8, socket_timeout=5.0)
+    else:
+        client = aioredis.Redis.from_url(request.getfixturevalue("broker_redis").url)
     yield client
     await client.aclose()
+
+
+def script_args(engine: Engine, script: str, *args: Any) -> tuple[Any, ...]:
+    """EVAL's arguments for a membership script: on a cluster, routed by its key prefix (args[0])."""
+    return (script, 1, args[0], *args) if engine == "redis-cluster" else (script, 0, *args)
 
 
 def redis_node(cluster: BrokerCluster, index: int) -> RedisBroker:
@@ -74,7 +85,7 @@ async def reaped_marker(cluster: BrokerCluster, dead: int, watchers: tuple[int, 
 async def test_a_redis_stall_longer_than_the_lease_costs_no_state(
     cluster_of: ClusterOf, engine: Engine, broker_redis: RedisServer
 ) -> None:
-    redis_only(engine, "the memory engine has no server to stall")
+    one_server_only(engine, "a stalled server (a cluster whose every node is stopped would start failovers)")
     cluster = await cluster_of(3)
     people = await populate(cluster)
     lease = redis_node(cluster, 0).lease
@@ -111,7 +122,7 @@ async def test_nodes_paused_together_longer_than_node_timeout_keep_their_state(
     cluster = await cluster_of(3)
     people = await populate(cluster)
     time.sleep(cluster.node_timeout + 0.5)  # the fault itself: every node of this process stops running
-    if engine == "redis":
+    if engine != "memory":
         await reaped_marker(cluster, 2, (0, 1))
         for watcher in (0, 1):
             await assert_whole_but(cluster, people, watcher, gone="anon@2")
@@ -131,15 +142,17 @@ async def test_a_node_reaped_while_cut_off_rewrites_its_state_and_its_old_writes
     reaper, cut_off = redis_node(cluster, 0), redis_node(cluster, 1)
     old_epoch = cut_off._epoch
     async with raw.pipeline(transaction=True) as pipe:  # node 0 finds node 1's lease expired and reaps it
-        pipe.zadd(f"{reaper.ns}:nodes", {cut_off.node_id: 0})
-        pipe.eval(lua.REAP, 0, reaper.ns, reaper.node_id, reaper._epoch)
+        pipe.zadd(f"{reaper.prefix}:nodes", {cut_off.node_id: 0})
+        pipe.eval(*script_args(engine, lua.REAP, reaper.prefix, reaper.node_id, reaper._epoch))
         _, reaped = await pipe.execute()
     assert reaped[:2] == [b"node", cut_off.node_id.encode()]
 
     ana = people["ana@1"]
-    late_join = await raw.eval(lua.JOIN, 0, reaper.ns, "late", ana.client_id, member_blob(ana), ana.node_id, old_epoch)
+    late_join = await raw.eval(
+        *script_args(engine, lua.JOIN, reaper.prefix, "late", ana.client_id, member_blob(ana), ana.node_id, old_epoch)
+    )
     assert late_join == lua.FENCED, "a write made with the reaped epoch went through"
-    assert await raw.exists(f"{reaper.ns}:room:late") == 0
+    assert await raw.exists(f"{reaper.prefix}:room:late") == 0
 
     await cluster.journal.until(lambda: count(cluster, "online", "ana") == 2, "node 1 to write ana back")
     assert cut_off._epoch != old_epoch
@@ -172,7 +185,7 @@ async def test_a_node_whose_connections_redis_lost_writes_them_back(
     people = await populate(cluster)
     node = redis_node(cluster, 1)
     ana = people["ana@1"]
-    await raw.hdel(f"{node.ns}:conns:{node.node_id}", ana.client_id)  # a failover to a replica that lagged
+    await raw.hdel(f"{node.prefix}:conns:{node.node_id}", ana.client_id)  # a failover to a replica that lagged
     assert await cluster.nodes[0].connection_count() == 3
 
     async def whole_again() -> bool:
@@ -186,7 +199,7 @@ async def test_a_node_whose_connections_redis_lost_writes_them_back(
 async def test_publications_held_up_by_a_redis_stall_are_counted_lost_and_never_delivered(
     cluster_of: ClusterOf, engine: Engine, broker_redis: RedisServer
 ) -> None:
-    redis_only(engine, "the memory engine has no server to stall")
+    one_server_only(engine, "a stalled server (a cluster whose every node is stopped would start failovers)")
     cluster = await cluster_of(2)
     sender = redis_node(cluster, 0)
     held = [Publication(kind="all", data=f"held up #{i}") for i in range(5)]
@@ -222,5 +235,5 @@ async def test_publications_made_before_every_node_pauses_are_delivered_in_time_
     delivered = [call for call in cluster.journal.calls if call.node == 1 and call.publication in made]
     assert len(delivered) + sender.lost_publications == len(made)
     assert all(call.at - made_at < pause for call in delivered), "a publication was delivered late"
-    if engine == "redis":
+    if engine != "memory":
         assert sender.lost_publications == len(made)

@@ -1,4 +1,5 @@
-"""Fixtures of the history conformance suite: a fresh store of each engine (memory, SQLite, Redis)."""
+"""Fixtures of the history conformance suite: a fresh store of each engine (memory, SQLite, Redis on one
+server, Redis Cluster)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hubbub.history.store import MemoryStore, RedisStore, SqliteStore, Store
 from hubbub.testing import RedisServer
 
-Engine = Literal["memory", "sqlite", "redis"]
+Engine = Literal["memory", "sqlite", "redis", "redis-cluster"]
 OpenStore = Callable[[], Awaitable[Store]]
 
 
@@ -23,7 +24,7 @@ def history_redis() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster"])
 def engine(request: pytest.FixtureRequest) -> Engine:
     """The engine under test."""
     name: Engine = request.param
@@ -34,7 +35,11 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 async def open_store(engine: Engine, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
     """Open a store of the engine under test; called again, it opens the same state anew (as after a
     restart: the same SQLite file, the same Redis namespace; a new memory store). Closed at teardown."""
-    redis_url = request.getfixturevalue("history_redis").url if engine == "redis" else ""
+    redis_url = ""
+    if engine == "redis":
+        redis_url = request.getfixturevalue("history_redis").url
+    elif engine == "redis-cluster":
+        redis_url = request.getfixturevalue("redis_cluster_server").url
     namespace = f"t{uuid.uuid4().hex[:8]}"
     opened: list[Store] = []
 

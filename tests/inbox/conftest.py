@@ -1,19 +1,22 @@
-"""Fixtures of the inbox conformance suite: one store per engine (memory, sqlite, redis), on a clock the test moves."""
+"""Fixtures of the inbox conformance suite: one store per engine (memory, sqlite, redis, redis-cluster),
+on a clock the test moves."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from hubbub.broker.redis_target import RedisTarget
 from hubbub.inbox import InboxLimits, InboxStore, MemoryInboxStore
 from hubbub.inbox.redis import RedisInboxStore
 from hubbub.inbox.sqlite import SQLiteInboxStore
 from hubbub.testing import RedisServer
 
-ENGINES = ("memory", "sqlite", "redis")
+ENGINES = ("memory", "sqlite", "redis", "redis-cluster")
 
 
 class Clock:
@@ -50,7 +53,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Cloc
     Stores opened by one test share their data (one file, one namespace), as after a restart."""
     engine: str = request.param
     opened: list[InboxStore] = []
-    clients: list[aioredis.Redis] = []
+    clients: list[Any] = []
     namespace = f"t{id(request)}"
 
     async def open_one(size: int = 100, ttl: float = 3600.0, max_devices: int = 8) -> InboxStore:
@@ -62,7 +65,11 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path, clock: Cloc
         elif engine == "sqlite":
             store = SQLiteInboxStore(str(tmp_path / "inbox.db"), limits, clock=clock)
         else:
-            client = aioredis.from_url(request.getfixturevalue("inbox_redis").url)
+            if engine == "redis-cluster":
+                url = request.getfixturevalue("redis_cluster_server").url
+                client: Any = RedisTarget.parse(url)[0].client(max_connections=16, socket_timeout=5.0)
+            else:
+                client = aioredis.from_url(request.getfixturevalue("inbox_redis").url)
             clients.append(client)
             store = RedisInboxStore(client, limits, namespace=namespace, clock=clock)
         if store not in opened:

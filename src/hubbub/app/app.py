@@ -20,6 +20,7 @@ from hubbub.app.publish_api import publish_endpoint
 from hubbub.app.upgrade import accept_upgrade
 from hubbub.auth.user import CLOSE_TOO_MANY_CONNECTIONS, Authenticator
 from hubbub.broker.base import Broker
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import ConfigurationError
 from hubbub.history.base import HistoryPolicy
 from hubbub.history.store import Store, open_store
@@ -55,7 +56,7 @@ def _inbox_url(store: str | Store | None) -> str | None:
         return "memory://"
     if url.startswith("sqlite:"):
         return url.split("?", 1)[0]
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         return url
     return None
 

@@ -1,6 +1,7 @@
 """The Redis engine: many worker processes and machines behave as one server.
 
-- Publications go through Redis pub/sub (`redis_pubsub`).
+- Publications go through Redis pub/sub (`redis_pubsub`; sharded pub/sub on a Redis
+  Cluster, `redis_shards`).
 - Membership, users and presence live in Redis, changed by Lua scripts
   (`redis_scripts`, `redis_members`), so limits and online/offline decisions are
   cluster-wide and happen once.
@@ -18,48 +19,38 @@ import asyncio
 import contextlib
 
 from hubbub.broker.base import Broker, ClusterListener, Member
-from hubbub.broker.redis_link import RedisError, aioredis, member_from_blob, split_options, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_from_blob, text
 from hubbub.broker.redis_members import RedisMembership, _in_task
-from hubbub.errors import BrokerUnavailable, ConfigurationError
-
-_split_options = split_options
-"""The Redis URL without hubbub's own query parameters (`Emitter` uses it too)."""
+from hubbub.errors import BrokerUnavailable
 
 
 class RedisBroker(RedisMembership, Broker):
-    """A broker on a Redis server (redis-py asyncio client)."""
+    """A broker on a Redis server or a Redis Cluster (redis-py asyncio client; see `redis_target` for URLs)."""
 
     is_cluster = True
 
     async def probe(self) -> None:
-        client = aioredis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=self.socket_timeout)
+        client = self.target.client(max_connections=2, socket_timeout=self.socket_timeout)
         try:
             await client.ping()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
         finally:
             await client.aclose()
 
     async def start(self, listener: ClusterListener) -> None:
         self._listener = listener
-        try:
-            # A blocking pool: a burst of joins/leaves waits for a free connection instead of
-            # failing with "Too many connections" (which would look like an outage).
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=64,
-                timeout=10.0,
-                socket_connect_timeout=2.0,
-                socket_timeout=self.socket_timeout,
-            )
-            self._redis = aioredis.Redis(connection_pool=pool)
-        except ValueError as exc:
-            raise ConfigurationError(f"bad Redis URL {self.url!r}: {exc}") from None
+        # One server: a blocking pool of 64, so a burst of joins/leaves waits for a free connection instead
+        # of failing with "Too many connections" (which would look like an outage). A cluster client's
+        # pools do not block: it gets more connections per master.
+        self._redis = self.target.client(
+            max_connections=256 if self.target.cluster else 64, socket_timeout=self.socket_timeout
+        )
         try:
             await self._redis.ping()
             self._connected = True
             await self._claim()
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._connected = False
             await self._redis.aclose()
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
@@ -71,21 +62,21 @@ class RedisBroker(RedisMembership, Broker):
         self._stopping = True
         self._start_flush()  # publications made before the stop still leave
         await asyncio.gather(*self._flushes, return_exceptions=True)
-        for task in (self._listen_task, self._beat_task, *self._tasks):
+        for task in (self._listen_task, self._beat_task, self._renewal, *self._tasks):
             if task is not None:
                 task.cancel()
-        for task in (self._listen_task, self._beat_task, *self._tasks):
+        for task in (self._listen_task, self._beat_task, self._renewal, *self._tasks):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if self._redis is not None:
             await self._scripts.drain()
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 members = list(self._members.values())
                 await asyncio.gather(*(self.unregister(member, []) for member in members))
-                await self._redis.zrem(f"{self.ns}:nodes", self.node_id)
-                await self._redis.hdel(f"{self.ns}:epochs", self.node_id)
-                await self._redis.delete(f"{self.ns}:conns:{self.node_id}")
+                await self._redis.zrem(f"{self.prefix}:nodes", self.node_id)
+                await self._redis.hdel(f"{self.prefix}:epochs", self.node_id)
+                await self._redis.delete(f"{self.prefix}:conns:{self.node_id}")
             # Offline decisions still pending here are made by the other nodes' sweep (`SWEEP_LEAVING`).
             for task in list(self._tasks):
                 task.cancel()
@@ -95,14 +86,16 @@ class RedisBroker(RedisMembership, Broker):
         self._subscribed_ok = False
 
     async def _live_nodes(self) -> list[str]:
-        return [text(raw) for raw in await self._client().zrangebyscore(f"{self.ns}:nodes", self._redis_now(), "+inf")]
+        return [
+            text(raw) for raw in await self._client().zrangebyscore(f"{self.prefix}:nodes", self._redis_now(), "+inf")
+        ]
 
     @_in_task
     async def clients(self) -> list[str]:
         redis = self._client()
         out: list[str] = []
         for node in await self._live_nodes():
-            out.extend(text(key) for key in await redis.hkeys(f"{self.ns}:conns:{node}"))
+            out.extend(text(key) for key in await redis.hkeys(f"{self.prefix}:conns:{node}"))
         return out
 
     @_in_task
@@ -111,7 +104,7 @@ class RedisBroker(RedisMembership, Broker):
         nodes = await self._live_nodes()
         async with redis.pipeline(transaction=False) as pipe:
             for node in nodes:
-                pipe.hlen(f"{self.ns}:conns:{node}")
+                pipe.hlen(f"{self.prefix}:conns:{node}")
             counts = await pipe.execute()
         return int(sum(counts))
 
@@ -122,41 +115,41 @@ class RedisBroker(RedisMembership, Broker):
             return local
         redis = self._client()
         for node in await self._live_nodes():
-            blob = await redis.hget(f"{self.ns}:conns:{node}", client_id)
+            blob = await redis.hget(f"{self.prefix}:conns:{node}", client_id)
             if blob is not None:
                 return member_from_blob(blob)
         return None
 
     @_in_task
     async def room_members(self, room: str) -> list[Member]:
-        values = await self._client().hvals(f"{self.ns}:room:{room}")
+        values = await self._client().hvals(f"{self.prefix}:room:{room}")
         return [member_from_blob(blob) for blob in values]
 
     @_in_task
     async def room_count(self, room: str) -> int:
-        return int(await self._client().hlen(f"{self.ns}:room:{room}"))
+        return int(await self._client().hlen(f"{self.prefix}:room:{room}"))
 
     @_in_task
     async def rooms(self) -> list[str]:
-        return [text(raw) for raw in await self._client().smembers(f"{self.ns}:rooms")]
+        return [text(raw) for raw in await self._client().smembers(f"{self.prefix}:rooms")]
 
     @_in_task
     async def user_clients(self, user_id: str) -> list[str]:
-        return [text(raw) for raw in await self._client().hkeys(f"{self.ns}:user:{user_id}")]
+        return [text(raw) for raw in await self._client().hkeys(f"{self.prefix}:user:{user_id}")]
 
     @_in_task
     async def is_online(self, user_id: str) -> bool:
-        return bool(await self._client().sismember(f"{self.ns}:online", user_id))
+        return bool(await self._client().sismember(f"{self.prefix}:online", user_id))
 
     @_in_task
     async def online_users(self) -> list[str]:
-        return [text(raw) for raw in await self._client().smembers(f"{self.ns}:online")]
+        return [text(raw) for raw in await self._client().smembers(f"{self.prefix}:online")]
 
     @_in_task
     async def add_dropped(self, count: int) -> None:
         if count:
-            await self._client().incrby(f"{self.ns}:dropped", count)
+            await self._client().incrby(f"{self.prefix}:dropped", count)
 
     @_in_task
     async def dropped_count(self) -> int:
-        return int(await self._client().get(f"{self.ns}:dropped") or 0)
+        return int(await self._client().get(f"{self.prefix}:dropped") or 0)

@@ -6,7 +6,9 @@ in Redis. Sent one by one, redis-py spends ~150 µs of this process's CPU on eac
 pipelined, ~26 µs. Calls are sent in the order they were made, one pipeline at a
 time, so a connection's register, joins and unregister reach Redis in order.
 Scripts go by their SHA1 (EVALSHA); a Redis that lost them (restarted) gets them
-loaded again and the calls retried.
+loaded again and the calls retried. On a Redis Cluster (`routed`) each call names its
+first argument as its key, so it runs on the master of that slot; the scripts build
+every key they touch from that argument, hash tag included, so they stay in its slot.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
 
@@ -30,10 +33,11 @@ def sha1(script: str) -> str:
 class ScriptBatch:
     """Runs Lua scripts through pipelines; `client()` gives the current connection (None: unreachable)."""
 
-    __slots__ = ("_client", "_in_flight", "_queue", "_scheduled", "_sender", "_shas")
+    __slots__ = ("_client", "_in_flight", "_queue", "_routed", "_scheduled", "_sender", "_shas")
 
-    def __init__(self, client: Callable[[], aioredis.Redis | None]) -> None:
+    def __init__(self, client: Callable[[], aioredis.Redis | None], *, routed: bool = False) -> None:
         self._client = client
+        self._routed = routed
         self._queue: list[Call] = []
         self._scheduled = False
         self._sender: asyncio.Task[None] | None = None
@@ -41,7 +45,8 @@ class ScriptBatch:
         self._in_flight: list[Call] = []
 
     async def call(self, script: str, *args: Any) -> Any:
-        """Run `script` with `args` (no keys); raises RedisError/OSError like a direct call."""
+        """Run `script` with `args` (no keys; routed by `args[0]` on a cluster); raises RedisError/OSError
+        like a direct call."""
         return await self.submit(script, *args)
 
     def submit(self, script: str, *args: Any) -> asyncio.Future[Any]:
@@ -95,7 +100,7 @@ class ScriptBatch:
                 retried = await self._execute(client, [batch[i] for i in missing])
                 for i, result in zip(missing, retried, strict=True):
                     results[i] = result
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             _fail(batch, exc)
             return
         finally:
@@ -109,12 +114,33 @@ class ScriptBatch:
                 future.set_result(result)
 
     async def _execute(self, client: aioredis.Redis, batch: list[Call]) -> list[Any]:
+        if not self._routed:
+            return await self._pipeline(client, batch)
+        try:
+            results = await self._pipeline(client, batch)
+        except RedisConnectionError:
+            results = [RedisConnectionError("the connection broke")] * len(batch)
+        broken = [i for i, result in enumerate(results) if isinstance(result, RedisConnectionError)]
+        if broken:
+            # A master died and a replica took over its slots, but the cluster client still held a
+            # connection to the dead one: read the slot map again and send those calls once more. A call the
+            # dead master ran (and replicated) just before dying runs twice (docs/guide.md, Redis Cluster).
+            await client.nodes_manager.initialize()  # type: ignore[attr-defined]
+            retried = await self._pipeline(client, [batch[i] for i in broken])
+            for i, result in zip(broken, retried, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, client: aioredis.Redis, batch: list[Call]) -> list[Any]:
         async with client.pipeline(transaction=False) as pipe:
             for script, args, _ in batch:
                 sha = self._shas.get(script)
                 if sha is None:
                     sha = self._shas[script] = sha1(script)
-                pipe.evalsha(sha, 0, *args)
+                if self._routed:  # a cluster pipeline refuses evalsha() by name, not the command
+                    pipe.execute_command("EVALSHA", sha, 1, args[0], *args)
+                else:
+                    pipe.evalsha(sha, 0, *args)
             return list(await pipe.execute(raise_on_error=False))
 
     async def drain(self) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Publication
-from hubbub.broker.redis_link import RedisError, member_blob, member_from_blob, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, member_from_blob, text
 from hubbub.broker.redis_pubsub import RedisPubSub
 
 logger = logging.getLogger("hubbub.broker.redis")
@@ -40,7 +40,7 @@ class RedisHealth(RedisPubSub):
         epoch = uuid.uuid4().hex[:16]
         self._epoch = epoch
         sent = time.time()
-        out = await self._scripts.call(lua.CLAIM, self.ns, self.node_id, epoch, self._lease_ms)
+        out = await self._scripts.call(lua.CLAIM, self.prefix, self.node_id, epoch, self._lease_ms)
         self._set_clock(int(out[0]), sent)
         return int(out[1]) == 1, [text(raw) for raw in out[2:]]
 
@@ -58,8 +58,11 @@ class RedisHealth(RedisPubSub):
             self._notice_pause()
             try:
                 await self._beat()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
                 self._unreachable(str(exc) or "no answer in time")
+            except Exception:  # the heartbeat must outlive any failure, or the others reap this node
+                logger.exception("heartbeat of node %s failed", self.node_id)
+                self._unreachable("the heartbeat failed")
             self._last_beat = (time.monotonic(), time.time())
 
     def _notice_pause(self) -> None:
@@ -87,15 +90,14 @@ class RedisHealth(RedisPubSub):
         try:
             async with asyncio.timeout(self.check_timeout):
                 sent = time.time()
-                redis_now, held = await self._redis.eval(
-                    lua.RENEW, 0, self.ns, self.node_id, self._epoch, self._lease_ms
-                )
+                redis_now, held = await self._renew()
         except TimeoutError:
             if time.monotonic() - asked > 1.5 * self.check_timeout:
                 self._wake.set()  # this node's own loop ran late (the answer may be unread): ask again now
                 return
             raise
-        self._set_clock(int(redis_now), sent)
+        if time.time() - sent <= self.check_timeout:  # a renewal that waited through an outage tells no time
+            self._set_clock(int(redis_now), sent)
         if not self._connected:
             logger.info("node %s reaches Redis again", self.node_id)
             self._connected = True
@@ -119,6 +121,24 @@ class RedisHealth(RedisPubSub):
             if time.monotonic() >= self._reap_after:
                 await self._reap()
             await self._sweep_leaving()
+
+    async def _renew(self) -> Any:
+        """Run `RENEW`. On a cluster the call is never cancelled: redis-py rereads the slot map inside a
+        command after a master's death, which can take longer than a heartbeat's wait; cancelled every time,
+        it would never finish, and the node never find the promoted replica. A heartbeat that gives up
+        waiting leaves the call running, and the next one waits for the same call."""
+        args = (self.prefix, self.node_id, self._epoch, self._lease_ms)
+        if not self.target.cluster:
+            return await self._eval(lua.RENEW, *args)
+        if self._renewal is None or self._renewal.done():
+            self._renewal = asyncio.ensure_future(self._eval(lua.RENEW, *args))
+            self._renewal.add_done_callback(_retrieved)
+        renewal = self._renewal
+        try:
+            return await asyncio.shield(renewal)
+        finally:
+            if renewal.done():
+                self._renewal = None
 
     def _compare_count(self, held: int) -> None:
         """Redis should hold every connection of this node once no write is in flight; the same
@@ -168,7 +188,7 @@ class RedisHealth(RedisPubSub):
         reaped, held = await self._claim()
         epoch = self._epoch
         stale = [  # they closed a while ago: no grace left
-            self._scripts.submit(lua.UNREGISTER, self.ns, client_id, self.node_id, epoch, 0, "")
+            self._scripts.submit(lua.UNREGISTER, self.prefix, client_id, self.node_id, epoch, 0, "")
             for client_id in held
             if client_id not in self._members
         ]
@@ -176,7 +196,7 @@ class RedisHealth(RedisPubSub):
         restored = [
             self._scripts.submit(
                 lua.RESTORE,
-                self.ns,
+                self.prefix,
                 member.client_id,
                 self.node_id,
                 epoch,
@@ -217,7 +237,7 @@ class RedisHealth(RedisPubSub):
         count = self._listener.drain_dropped()
         if count:
             assert self._redis is not None
-            await self._redis.incrby(f"{self.ns}:dropped", count)
+            await self._redis.incrby(f"{self.prefix}:dropped", count)
 
     async def _check_deaf(self) -> None:
         """Publish a ping to our own channel; if the last one never came back, rebuild the subscription."""
@@ -232,11 +252,12 @@ class RedisHealth(RedisPubSub):
             token = uuid.uuid4().hex
             self._ping_sent = token
             self._ping_sent_at = now
-            await self._redis.publish(self._node_channel, b"ping:" + token.encode())
+            if not await self._publish_raw(self._node_channel, b"ping:" + token.encode()):
+                self._ping_sent = None  # its shard is down: the subscription fails and is rebuilt on its own
 
     async def _reap(self) -> None:
         assert self._redis is not None
-        out = await self._redis.eval(lua.REAP, 0, self.ns, self.node_id, self._epoch)
+        out = await self._eval(lua.REAP, self.prefix, self.node_id, self._epoch)
         for i in range(0, len(out), 3):
             kind, key, blob = text(out[i]), text(out[i + 1]), out[i + 2]
             if kind == "node":
@@ -250,9 +271,15 @@ class RedisHealth(RedisPubSub):
     async def _sweep_leaving(self) -> None:
         """Offline decisions that are due but were not made (their node stopped or died within the grace)."""
         assert self._redis is not None
-        for raw in await self._redis.eval(lua.SWEEP_LEAVING, 0, self.ns):
+        for raw in await self._eval(lua.SWEEP_LEAVING, self.prefix):
             if self._listener is not None:
                 self._listener.user_offline(text(raw))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a renewal's failure as seen: a heartbeat that stopped waiting for it reports the outage itself."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _presence(room: str, member: Member, action: str, origin: str) -> Publication:

@@ -12,23 +12,33 @@ import asyncio
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hubbub.broker.base import ClusterListener, Member, new_node_id
+from hubbub.broker.redis_target import RedisTarget
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 
 try:
     import redis.asyncio as aioredis
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
     from hubbub.broker.redis_batch import ScriptBatch
     from hubbub.broker.redis_wire import Channels, pack, unpack
 except ImportError:  # pragma: no cover - checked when a RedisBroker is made
     aioredis = None  # type: ignore[assignment]
-    RedisError = NoScriptError = OSError  # type: ignore[assignment,misc]
+    RedisError = NoScriptError = RedisClusterException = OSError  # type: ignore[assignment,misc]
     ScriptBatch = Channels = pack = unpack = None  # type: ignore[assignment,misc]
 
-__all__ = ["Channels", "NoScriptError", "RedisError", "RedisLink", "ScriptBatch", "aioredis", "pack", "unpack"]
+__all__ = [
+    "Channels",
+    "NoScriptError",
+    "RedisClusterException",
+    "RedisError",
+    "RedisLink",
+    "ScriptBatch",
+    "aioredis",
+    "pack",
+    "unpack",
+]
 
 
 def member_blob(member: Member) -> str:
@@ -60,18 +70,21 @@ class RedisLink:
     ) -> None:
         if aioredis is None:
             raise ConfigurationError("the Redis broker needs redis and msgpack: pip install 'hubbub[redis]'")
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigurationError(f"not a Redis URL: {url!r} (expected redis://HOST:PORT/DB)")
-        url, options = split_options(url)
+        target, options = RedisTarget.parse(url)
         namespace = options.get("namespace", namespace)
         node_timeout = float(options.get("node_timeout", node_timeout))
         if node_timeout <= 0:
             raise ConfigurationError("node_timeout must be positive")
         if publish_timeout <= 0:
             raise ConfigurationError("publish_timeout must be positive")
-        self.url = url
+        self.target = target
+        """Where Redis is: one server, or a Redis Cluster (`redis+cluster://` URL)."""
+        self.url = target.url
         self.ns = namespace
-        self._channels = Channels(namespace)
+        self.keys = target.keys(namespace)
+        self.prefix = self.keys.members
+        """The prefix of the membership keys (`{ns}` on a cluster: they share one hash slot)."""
+        self._channels = Channels(namespace, cluster=target.cluster)
         self.node_id = new_node_id()
         self.node_timeout = node_timeout
         """A killed node's connections are gone from the cluster within this many seconds (docs/guide.md)."""
@@ -107,6 +120,8 @@ class RedisLink:
         self._flushes: set[asyncio.Task[None]] = set()
         self._listen_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
+        self._renewal: asyncio.Future[Any] | None = None
+        """A cluster's `RENEW` call in flight (`RedisHealth._renew`)."""
         self._epoch = ""
         """This node's current epoch in Redis (`redis_scripts`: fencing); every write carries it."""
         self._clock_offset = 0
@@ -130,7 +145,7 @@ class RedisLink:
         self._count_mismatch: int | None = None
         self._wake = asyncio.Event()
         """Set to run the heartbeat now (something suggests Redis or this node's state changed)."""
-        self._scripts = ScriptBatch(lambda: self._redis if self._connected else None)
+        self._scripts = ScriptBatch(lambda: self._redis if self._connected else None, routed=target.cluster)
 
     # ---- names -------------------------------------------------------------------
 
@@ -174,17 +189,26 @@ class RedisLink:
             raise BrokerUnavailable("Redis is unreachable")
         return self._redis
 
+    async def _eval(self, script: str, *args: Any) -> Any:
+        """Run a membership script now (on a cluster, routed by its first argument, the key prefix)."""
+        assert self._redis is not None
+        if self.target.cluster:
+            return await self._redis.eval(script, 1, args[0], *args)
+        return await self._redis.eval(script, 0, *args)
 
-_OWN_OPTIONS = ("namespace", "node_timeout")
-
-
-def split_options(url: str) -> tuple[str, dict[str, str]]:
-    """Take hubbub's own query parameters (namespace, node_timeout) out of a Redis URL."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    own = {key: value for key, value in query if key in _OWN_OPTIONS and value}
-    rest = urlencode([(key, value) for key, value in query if key not in _OWN_OPTIONS])
-    return urlunsplit(parts._replace(query=rest)), own
+    async def _publish_raw(self, channel: str, payload: bytes) -> bool:
+        """PUBLISH one payload now; raises when Redis fails. On a cluster, SPUBLISH, and a failure returns
+        False instead: the channel's master may be down while the rest of the cluster (and the membership
+        slot the heartbeat checks) answers, so it says nothing of whether Redis is reachable."""
+        assert self._redis is not None
+        if not self.target.cluster:
+            await self._redis.publish(channel, payload)
+            return True
+        try:
+            await self._redis.spublish(channel, payload)
+        except (RedisError, RedisClusterException, OSError):
+            return False
+        return True
 
 
 def text(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Registration
 from hubbub.broker.redis_health import RedisHealth
-from hubbub.broker.redis_link import RedisError, member_blob, text
+from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, text
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -50,7 +50,7 @@ class RedisMembership(RedisHealth):
         try:
             result = await self._scripts.call(
                 lua.REGISTER,
-                self.ns,
+                self.prefix,
                 member.client_id,
                 self.node_id,
                 self._epoch,
@@ -59,7 +59,7 @@ class RedisMembership(RedisHealth):
                 max_connections or 0,
                 max_per_user or 0,
             )
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return self._admit_offline(member)
         if result == -1:
             return Registration.OVER_CAPACITY
@@ -94,9 +94,9 @@ class RedisMembership(RedisHealth):
         grace_ms = int(self.presence_grace * 1000)
         try:
             result = await self._scripts.call(
-                lua.UNREGISTER, self.ns, member.client_id, self.node_id, self._epoch, grace_ms, token
+                lua.UNREGISTER, self.prefix, member.client_id, self.node_id, self._epoch, grace_ms, token
             )
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
         if result == lua.FENCED:
@@ -113,8 +113,8 @@ class RedisMembership(RedisHealth):
         assert self._redis is not None
         for _ in range(3):
             try:
-                gone = await self._redis.eval(lua.OFFLINE_CHECK, 0, self.ns, user_id, token)
-            except (RedisError, OSError):
+                gone = await self._eval(lua.OFFLINE_CHECK, self.prefix, user_id, token)
+            except (RedisError, RedisClusterException, OSError):
                 await asyncio.sleep(self.heartbeat)
                 continue
             if gone == 1 and self._listener is not None:
@@ -129,7 +129,7 @@ class RedisMembership(RedisHealth):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
-        await self._write(lua.JOIN, self.ns, room, member.client_id, member_blob(member), self.node_id)
+        await self._write(lua.JOIN, self.prefix, room, member.client_id, member_blob(member), self.node_id)
 
     @_in_task
     async def leave(self, room: str, member: Member) -> None:
@@ -137,7 +137,7 @@ class RedisMembership(RedisHealth):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
-        await self._write(lua.LEAVE, self.ns, room, member.client_id, self.node_id)
+        await self._write(lua.LEAVE, self.prefix, room, member.client_id, self.node_id)
 
     async def _write(self, script: str, *args: Any) -> None:
         """A membership write (the epoch is added last); one refused or skipped gets the state rewritten."""
@@ -146,7 +146,7 @@ class RedisMembership(RedisHealth):
             return
         try:
             result = await self._scripts.call(script, *args, self._epoch)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
         if result == lua.FENCED:

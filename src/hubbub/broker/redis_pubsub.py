@@ -12,6 +12,10 @@ never sent, and a node that receives a publication more than `publish_timeout` a
 was made (its subscription stalled, or the node was paused) counts it in
 `stale_publications` instead of delivering it. So each publication is delivered in time
 or counted lost, never both, and none arrives late.
+
+On a Redis Cluster the channels are shard channels (SSUBSCRIBE/SPUBLISH, `redis_shards`):
+a room's channel lives in its hash slot, on one master, so publications spread over the
+masters instead of crossing every node of the cluster.
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Publication
 from hubbub.broker.redis_batch import sha1
-from hubbub.broker.redis_link import NoScriptError, RedisError, RedisLink, pack, text, unpack
+from hubbub.broker.redis_link import NoScriptError, RedisClusterException, RedisError, RedisLink, pack, text, unpack
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -33,6 +38,7 @@ OUTAGE_WAIT = 0.1
 REPLY_MARGIN = 0.25
 """Seconds a publisher waits beyond `publish_timeout` for the answer of a batch Redis ran in time."""
 _PUBLISH_SHA = sha1(lua.PUBLISH)
+_SPUBLISH_SHA = sha1(lua.SPUBLISH)
 
 
 class RedisPubSub(RedisLink):
@@ -45,12 +51,11 @@ class RedisPubSub(RedisLink):
         while not self._stopping:
             pubsub = None
             try:
-                assert self._redis is not None
-                pubsub = self._redis.pubsub()
+                pubsub = await self._new_subscription(refresh=delay > 0.1)
                 rooms = [self._room_channel(room) for room in self._subscribed]
                 await pubsub.subscribe(self._all_channel, self._node_channel, *rooms)
                 self._pubsub = pubsub
-                self._subscribed_ok = True
+                self._subscribed_ok = getattr(pubsub, "complete", True)  # a cluster's may wait on a master
                 self._subscribed_event.set()
                 self._ping_sent = None
                 if delay > 0.1:
@@ -70,7 +75,7 @@ class RedisPubSub(RedisLink):
                         self._confirmed(kind, text(message["channel"]))
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, RedisClusterException, OSError) as exc:
                 if self._subscribed_ok:
                     logger.warning("subscription of node %s lost: %s", self.node_id, exc)
                 self._subscribed_ok = False
@@ -84,7 +89,29 @@ class RedisPubSub(RedisLink):
                         waiter.set_result(None)  # nobody will confirm now; the new subscription covers it
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
+
+    async def _new_subscription(self, *, refresh: bool) -> Any:
+        """A redis-py PubSub, or on a cluster a `ShardedSubscription` (after a failure, on a fresh slot map),
+        which keeps the channels of live masters while it resubscribes those of a failed one."""
+        assert self._redis is not None
+        if not self.target.cluster:
+            return self._redis.pubsub()
+        from hubbub.broker.redis_shards import ShardedSubscription
+
+        def on_health(complete: bool) -> None:
+            if self._pubsub is not subscription or complete == self._subscribed_ok:
+                return
+            self._subscribed_ok = complete
+            if complete:
+                self.reconnects += 1
+                logger.info("node %s resubscribed to every Redis Cluster shard", self.node_id)
+                self._wake.set()
+
+        subscription = ShardedSubscription(self._redis, on_health, max_delay=self.reconnect_max)
+        if refresh:
+            await subscription.refresh()
+        return subscription
 
     def _release_confirmations(self) -> None:
         """Nobody will confirm the pending (un)subscriptions now: stop waiting; they are redone on recovery."""
@@ -156,7 +183,7 @@ class RedisPubSub(RedisLink):
                 else:
                     await pubsub.unsubscribe(channel)
                 await asyncio.shield(confirmed)
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             self._subscription_stale = True
             if reachable:
                 logger.warning("Redis did not confirm %s of %s on node %s", kind, channel, self.node_id)
@@ -208,22 +235,29 @@ class RedisPubSub(RedisLink):
         for channel, payload, _ in batch[fresh:]:
             args.append(channel)
             args.append(payload)
+        sent = 0
         try:
             # Redis refuses the batch after the deadline, so waiting longer than that (and the answer's
             # way back) tells nothing more: the batch is lost, and stays lost when Redis gets to it.
             async with asyncio.timeout(max(0.0, (deadline - now) / 1000) + REPLY_MARGIN):
-                try:
-                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
-                except NoScriptError:  # Redis restarted and forgot the script
-                    await redis.script_load(lua.PUBLISH)
-                    sent = await redis.evalsha(_PUBLISH_SHA, 0, *args)
-        except (RedisError, OSError, TimeoutError):
+                if self.target.cluster:
+                    from hubbub.broker.redis_shards import publish_sharded
+
+                    entries = [(channel, payload) for channel, payload, _ in batch[fresh:]]
+                    sent = await publish_sharded(redis, lua.SPUBLISH, _SPUBLISH_SHA, deadline, entries)  # type: ignore[arg-type]
+                else:
+                    try:
+                        done = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                    except NoScriptError:  # Redis restarted and forgot the script
+                        await redis.script_load(lua.PUBLISH)
+                        done = await redis.evalsha(_PUBLISH_SHA, 0, *args)
+                    sent = len(batch) - fresh if done else 0
+        except (RedisError, RedisClusterException, OSError, TimeoutError):
             self._wake.set()  # a heartbeat now tells whether Redis is still there
-            sent = 0
-        if not sent:
-            self.lost_publications += len(batch) - fresh
+        if sent < len(batch) - fresh:
+            self.lost_publications += len(batch) - fresh - sent
 
     async def _publish_now(self, channel: str, publication: Publication) -> None:
-        assert self._redis is not None
         publication.sent_at = self._redis_now()
-        await self._redis.publish(channel, pack(publication))
+        if not await self._publish_raw(channel, pack(publication)):
+            self.lost_publications += 1

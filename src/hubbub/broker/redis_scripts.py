@@ -1,6 +1,6 @@
 """Lua scripts of the Redis engine: each cluster-wide decision is one atomic step.
 
-Keys (prefix `ns`):
+Keys (prefix `ns`; on a Redis Cluster `{ns}`, so that they all share one hash slot):
   ns:nodes            ZSET  node id -> lease expiry (ms, Redis's clock)
   ns:epochs           HASH  node id -> its current epoch (the fence of its writes)
   ns:reaped:<node>    STRING set when the node was reaped (an hour), so that it announces its members again
@@ -293,3 +293,6 @@ return 1
 )
 """Publish a batch (ARGV[2..]: channel, payload, ...) unless Redis runs it after `deadline` (ms, Redis's clock):
 a batch held up in a stalled Redis is dropped whole, never delivered late. Returns 1 if sent, 0 if dropped."""
+
+SPUBLISH: Final = PUBLISH.replace("'PUBLISH'", "'SPUBLISH'")
+"""`PUBLISH` on a Redis Cluster: shard channels, one call per hash slot (`redis_shards.publish_sharded`)."""

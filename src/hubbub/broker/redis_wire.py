@@ -5,18 +5,21 @@ from __future__ import annotations
 import msgpack
 
 from hubbub.broker.base import Publication
+from hubbub.broker.redis_target import Keys
 
 
 class Channels:
-    """The pub/sub channel names of one namespace."""
+    """The pub/sub channel names of one namespace (on a cluster: shard channels, a room's in its slot)."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, *, cluster: bool = False) -> None:
         self.namespace = namespace
+        self.cluster = cluster
+        self._keys = Keys(namespace, cluster)
         self.all = f"{namespace}:ch:all"
 
     def room(self, room: str) -> str:
         """The channel of a room (subscribed by the nodes that have members in it)."""
-        return f"{self.namespace}:ch:room:{room}"
+        return self._keys.room_channel(room)
 
     def node(self, node_id: str) -> str:
         """A node's own channel (its liveness pings)."""

@@ -4,6 +4,8 @@ The append script gives the offset, adds the publication to the room's Redis str
 and publishes it on the room's channel in one atomic step, prefixed with its offset
 (`#<offset>:<packed publication>`); every node, the publishing one included, delivers
 it from its subscription, so every member sees a room's publications in offset order.
+On a Redis Cluster the stream, its keys and the room's shard channel share the room's hash
+slot (`{ns:r:ROOM}`), so the script stays on one master and publishes with SPUBLISH.
 An append returns once Redis ran the script (durable as far as Redis persistence is:
 appendonly yes; appendfsync always for no loss at all on a Redis crash).
 """
@@ -47,13 +49,13 @@ class RedisHistory(HistoryEngine):
         self.store = store
 
     def _keys(self, room: str) -> tuple[str, str]:
-        prefix = f"{self.store.namespace}:hist:{room}"
+        prefix = self.store.keys.history(room)
         return prefix, prefix + ":meta"
 
     async def append(
         self, room: str, payload: Payload, policy: HistoryPolicy, *, key: str | None = None, publication: Any = None
     ) -> Appended:
-        from hubbub.broker.redis_wire import Channels, pack
+        from hubbub.broker.redis_wire import pack
 
         if publication is None:
             publication = (
@@ -62,11 +64,12 @@ class RedisHistory(HistoryEngine):
                 else Publication(kind="room", target=room, data=payload)
             )
         stream, meta = self._keys(room)
+        keys = self.store.keys
         result = await self.store.scripts.call(
-            lua.APPEND,
+            lua.APPEND_SHARDED if keys.cluster else lua.APPEND,
             stream,
             meta,
-            Channels(self.store.namespace).room(room),
+            keys.room_channel(room),
             pack(publication),
             policy.size,
             max(1, int(policy.ttl * 1000)),

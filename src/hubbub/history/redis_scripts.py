@@ -1,6 +1,6 @@
 """Lua scripts of the Redis history engine.
 
-Keys (per room, prefix `ns:hist:<room>`):
+Keys (per room, prefix `ns:hist:<room>`; on a Redis Cluster `ns:hist:{ns:r:<room>}`, one hash slot per room):
   <prefix>            STREAM  entry id "<offset>-0", fields t (ms, Redis clock) and p (the packed publication)
   <prefix>:meta       HASH    e: epoch, o: the last offset given
   <prefix>:k:<key>    STRING  "<epoch>:<offset>" of the publication made with an idempotency key
@@ -53,6 +53,9 @@ return {offset, epoch, 0}
 )
 """Give the next offset, keep the publication and publish it, in one step: no node can see offset 8 before 7.
 Returns {offset, epoch, duplicate (1 when the idempotency key was seen: nothing was appended)}."""
+
+APPEND_SHARDED: Final = APPEND.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+"""`APPEND` on a Redis Cluster: the room's shard channel is in the stream's hash slot."""
 
 READ: Final = (
     _CLOCK_AND_EXPIRY

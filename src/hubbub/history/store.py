@@ -7,6 +7,7 @@ from it (the SQLite database, the Redis client) so they share one file or one po
   sqlite:///relative/path.db  a SQLite file (SQLAlchemy's spelling: three slashes, then the path;
   sqlite:////absolute/path.db four slashes for an absolute path); ?synchronous=FULL to fsync every commit
   redis://HOST:PORT/DB        Redis: the default with the Redis broker, and only with it
+  redis+cluster://H:P,H:P     a Redis Cluster (history keys hash-tagged per room)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qsl, urlsplit
 
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import ConfigurationError
 from hubbub.history.base import HistoryEngine
 from hubbub.history.memory import MemoryHistory
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from hubbub.broker.base import Broker
     from hubbub.broker.redis import RedisBroker
     from hubbub.broker.redis_batch import ScriptBatch
+    from hubbub.broker.redis_target import Keys
     from hubbub.history.sqlite_db import SqliteDatabase
 
 
@@ -90,6 +93,7 @@ class RedisStore(Store):
         self._given_namespace = namespace
         self._client: aioredis.Redis | None = None
         self._scripts: ScriptBatch | None = None
+        self._keys: Keys | None = None
         self.history = RedisHistory(self)
 
     async def open(self, broker: Broker | None) -> None:
@@ -100,16 +104,14 @@ class RedisStore(Store):
             self.namespace = self._given_namespace or broker.ns
         elif broker is not None or self._given_url is None:
             raise ConfigurationError("a Redis store needs the Redis broker (--broker redis://...)")
-        import redis.asyncio as aioredis
-
         from hubbub.broker.redis_batch import ScriptBatch
+        from hubbub.broker.redis_target import RedisTarget
 
-        url = self.url
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=32, timeout=10.0, socket_connect_timeout=2.0, socket_timeout=5.0
-        )
-        client = self._client = aioredis.Redis(connection_pool=pool)
-        self._scripts = ScriptBatch(lambda: client)
+        target, options = RedisTarget.parse(self.url)
+        self.namespace = self._given_namespace or options.get("namespace", self.namespace)
+        self._keys = target.keys(self.namespace)
+        client = self._client = target.client(max_connections=32, socket_timeout=5.0)
+        self._scripts = ScriptBatch(lambda: client, routed=target.cluster)
         await self.history.start()
 
     async def close(self) -> None:
@@ -127,6 +129,13 @@ class RedisStore(Store):
         return self._client
 
     @property
+    def keys(self) -> Keys:
+        """Key and channel names (hash-tagged per room on a Redis Cluster)."""
+        if self._keys is None:
+            raise ConfigurationError("the Redis store is not open")
+        return self._keys
+
+    @property
     def scripts(self) -> ScriptBatch:
         """Lua script calls, pipelined per loop iteration."""
         if self._scripts is None:
@@ -140,7 +149,7 @@ def open_store(url: str | Store | None) -> Store | None:
         return url
     if url in ("memory", "memory://"):
         return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         return RedisStore(url)
     if url.startswith("sqlite:"):
         return _sqlite(url)

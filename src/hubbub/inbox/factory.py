@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import ConfigurationError
 from hubbub.inbox.base import InboxLimits, InboxStore
 
@@ -24,7 +25,8 @@ def open_inbox(
     namespace: str = "hubbub",
 ) -> InboxStore:
     """The inbox engine for a store URL: None or `memory://` (memory, unless `redis_client` is
-    given: then Redis), `sqlite:///path.db` (SQLite), `redis://...` (Redis, its own client)."""
+    given: then Redis), `sqlite:///path.db` (SQLite), `redis://...` or `redis+cluster://...` (Redis, its own
+    client)."""
     if store_url is None or store_url == "memory://":
         if redis_client is not None and store_url is None:
             from hubbub.inbox.redis import RedisInboxStore
@@ -37,7 +39,7 @@ def open_inbox(
         from hubbub.inbox.sqlite import SQLiteInboxStore
 
         return SQLiteInboxStore(sqlite_path(store_url), limits)
-    if store_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(store_url):
         from hubbub.inbox.redis import RedisInboxStore
 
         return RedisInboxStore.from_url(store_url, limits)
@@ -50,6 +52,4 @@ def redis_of(broker: Any) -> tuple[Any, str]:
     namespace = getattr(broker, "ns", None)
     if not broker.is_cluster or not isinstance(url, str) or not isinstance(namespace, str):
         return None, "hubbub"
-    import redis.asyncio as aioredis
-
-    return aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0), namespace
+    return broker.target.client(max_connections=32, socket_timeout=5.0), namespace

@@ -6,18 +6,23 @@ Keys, beside the broker's (namespace `ns`, `hubbub` by default):
     ns:inbox:last:<user>  string      the user's last offset (kept, so offsets are never reused)
     ns:inbox:cur:<user>   hash        device -> "<cursor>:<last seen ms>"        (expires with the TTL)
 
+On a Redis Cluster (a `RedisCluster` client) the prefix `ns` becomes the user's hash tag
+`{ns:u:<user>}`, so a user's three keys share one slot and each script stays on one master.
+
 Each operation is one Lua script, so offsets are assigned atomically across nodes; the
 scripts run in one loop iteration are sent in one pipeline.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
+from hubbub.broker.redis_batch import ScriptBatch
+from hubbub.broker.redis_target import Keys
 from hubbub.errors import BrokerUnavailable
 from hubbub.inbox.base import Backlog, Clock, InboxLimits, InboxStore, StoredMessage, missed
 
@@ -113,72 +118,36 @@ class RedisInboxStore(InboxStore):
         super().__init__(limits, clock=clock)
         self.redis = redis
         self.ns = namespace
+        self._keys = Keys(namespace, cluster=isinstance(redis, RedisCluster))
         self._owns_client = owns_client
-        self._append = redis.register_script(APPEND)
-        self._backlog = redis.register_script(BACKLOG)
-        self._ack = redis.register_script(ACK)
-        self._batch: list[tuple[Any, list[Any], asyncio.Future[Any]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._scripts = ScriptBatch(lambda: redis, routed=self._keys.cluster)
 
     @classmethod
     def from_url(cls, url: str, limits: InboxLimits | None = None, **kwargs: Any) -> RedisInboxStore:
         """A store with a client of its own (closed with the store)."""
-        try:
-            import redis.asyncio as aioredis
-        except ImportError:
-            from hubbub.errors import ConfigurationError
+        from hubbub.broker.redis_target import RedisTarget
 
-            raise ConfigurationError("the Redis inbox needs redis: pip install 'hubbub[redis]'") from None
-        client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        target, options = RedisTarget.parse(url)
+        kwargs.setdefault("namespace", options.get("namespace", "hubbub"))
+        client = target.client(max_connections=32, socket_timeout=5.0)
         return cls(client, limits, owns_client=True, **kwargs)
 
     async def start(self) -> None:
         """Nothing to open: the client connects on first use."""
 
     async def close(self) -> None:
-        while self._batch or self._flushes:
-            if self._batch:
-                self._flush()
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        await self._scripts.drain()
         if self._owns_client:
             await self.redis.aclose()
 
-    # ---- one pipeline per loop iteration ------------------------------------------
-
-    async def _run(self, script: Any, args: list[Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._batch:
-            loop.call_soon(self._flush)
-        self._batch.append((script, args, future))
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, []
-        if batch:
-            task = asyncio.ensure_future(self._send(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-
-    async def _send(self, batch: list[tuple[Any, list[Any], asyncio.Future[Any]]]) -> None:
+    async def _run(self, script: str, args: list[Any]) -> Any:
+        """Run a script (pipelined with the others of this loop iteration)."""
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for script, args, _ in batch:
-                    await script(keys=[], args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
-            failure = BrokerUnavailable(f"cannot reach the Redis inbox: {exc}")
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-            return
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            return await self._scripts.call(script, *args)
+        except ResponseError:
+            raise  # the script itself failed: not an outage
+        except (RedisError, RedisClusterException, OSError) as exc:
+            raise BrokerUnavailable(f"cannot reach the Redis inbox: {exc}") from None
 
     # ---- the store ----------------------------------------------------------------
 
@@ -189,12 +158,12 @@ class RedisInboxStore(InboxStore):
         return max(1, int(self.limits.ttl * 1000))
 
     async def append(self, user_id: str, body: bytes) -> int:
-        args = [self.ns, user_id, body, self._now_ms(), self._ttl_ms(), self.limits.size]
-        return int(await self._run(self._append, args))
+        args = [self._keys.inbox(user_id), user_id, body, self._now_ms(), self._ttl_ms(), self.limits.size]
+        return int(await self._run(APPEND, args))
 
     async def backlog(self, user_id: str, device: str) -> Backlog:
-        args = [self.ns, user_id, device, self._now_ms(), self._ttl_ms(), self.limits.max_devices]
-        last, cursor, entries = await self._run(self._backlog, args)
+        args = [self._keys.inbox(user_id), user_id, device, self._now_ms(), self._ttl_ms(), self.limits.max_devices]
+        last, cursor, entries = await self._run(BACKLOG, args)
         messages = []
         for entry in entries:
             offset, _, body = bytes(entry).split(b":", 2)
@@ -202,11 +171,12 @@ class RedisInboxStore(InboxStore):
         return Backlog(messages, int(last), missed(int(last), int(cursor), len(messages)))
 
     async def ack(self, user_id: str, device: str, offset: int) -> int:
-        args = [self.ns, user_id, device, offset, self._now_ms(), self._ttl_ms(), self.limits.max_devices]
-        return int(await self._run(self._ack, args))
+        prefix = self._keys.inbox(user_id)
+        args = [prefix, user_id, device, offset, self._now_ms(), self._ttl_ms(), self.limits.max_devices]
+        return int(await self._run(ACK, args))
 
     async def cursor(self, user_id: str, device: str) -> int | None:
-        raw = await self.redis.hget(f"{self.ns}:inbox:cur:{user_id}", device)
+        raw = await self.redis.hget(f"{self._keys.inbox(user_id)}:inbox:cur:{user_id}", device)
         if raw is None:
             return None
         cursor, _, seen = bytes(raw).partition(b":")
@@ -215,5 +185,5 @@ class RedisInboxStore(InboxStore):
         return int(cursor)
 
     async def last(self, user_id: str) -> int:
-        raw = await self.redis.get(f"{self.ns}:inbox:last:{user_id}")
+        raw = await self.redis.get(f"{self._keys.inbox(user_id)}:inbox:last:{user_id}")
         return int(raw) if raw is not None else 0

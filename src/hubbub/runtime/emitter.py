@@ -1,6 +1,6 @@
 """Publish to a hubbub cluster from any Python process (a job worker, a cron task, a web app).
 
-    async with Emitter("redis://127.0.0.1:6379/0") as emitter:
+    async with Emitter("redis://127.0.0.1:6379/0") as emitter:   # or redis+cluster://HOST:PORT,HOST:PORT
         await emitter.send_to_user("42", Envelope("notification", {"text": "done"}))
 
 The emitter needs only Redis: it publishes on the channels the nodes listen to,
@@ -28,33 +28,30 @@ class Emitter:
 
     def __init__(self, redis_url: str, *, namespace: str = "hubbub", inbox_limits: InboxLimits | None = None) -> None:
         try:
-            import redis.asyncio as aioredis
-
-            from hubbub.broker.redis import _split_options
+            from hubbub.broker.redis_target import RedisTarget
             from hubbub.broker.redis_wire import Channels
         except ImportError:
             raise ConfigurationError("Emitter needs redis and msgpack: pip install 'hubbub[redis]'") from None
         # The URL the nodes get may carry hubbub's own ?namespace= (and ?node_timeout=): take them out.
-        redis_url, options = _split_options(redis_url)
+        target, options = RedisTarget.parse(redis_url)
         namespace = options.get("namespace", namespace)
-        try:
-            self._redis: Any = aioredis.from_url(redis_url, socket_connect_timeout=2.0, socket_timeout=5.0)
-        except ValueError as exc:
-            raise ConfigurationError(f"bad Redis URL {redis_url!r}: {exc}") from None
-        self._channels = Channels(namespace)
+        self._redis: Any = target.client(max_connections=8, socket_timeout=5.0)
+        self._sharded = target.cluster
+        self._channels = Channels(namespace, cluster=target.cluster)
         self._namespace = namespace
         self._inbox_limits = inbox_limits
         self._inbox: Any = None
 
     async def _publish(self, publication: Publication) -> int:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         from hubbub.broker.redis_wire import pack
 
         publication.origin = "emitter"
         try:
-            receivers: int = await self._redis.publish(self._channels.of(publication), pack(publication))
-        except (RedisError, OSError) as exc:
+            send = self._redis.spublish if self._sharded else self._redis.publish
+            receivers: int = await send(self._channels.of(publication), pack(publication))
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot publish through Redis: {exc}") from None
         return receivers
 
@@ -83,7 +80,7 @@ class Emitter:
         await self._publish(Publication.carrying("users", sorted(set(user_ids)), data))
 
     async def _send_durable(self, user_id: str, data: Sendable) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         from hubbub.inbox.redis import RedisInboxStore
         from hubbub.inbox.wire import InboxEnvelope, encode_body
@@ -95,7 +92,7 @@ class Emitter:
             self._inbox = RedisInboxStore(self._redis, self._inbox_limits, namespace=self._namespace)
         try:
             offset = await self._inbox.append(user_id, body)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise BrokerUnavailable(f"cannot store in the inbox through Redis: {exc}") from None
         await self._publish(Publication.carrying("user", user_id, InboxEnvelope(data.type, data.data, inbox=offset)))
 

@@ -15,6 +15,7 @@ from hubbub.app.app import App
 from hubbub.app.folder import is_handler_folder, load_folder
 from hubbub.app.loading import describe_failure, load_module
 from hubbub.broker.base import Broker
+from hubbub.broker.redis_target import is_redis_url
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 from hubbub.serve import config
 from hubbub.serve.logs import configure_logging
@@ -131,7 +132,7 @@ def run(target: str, config_file: str | None, reuse_port: bool, **options: Any) 
         store = settings["store"]
         if store is not None:
             app.use_store(store)
-            if app.hub.broker.is_cluster and not store.startswith(("redis://", "rediss://", "unix://")):
+            if app.hub.broker.is_cluster and not is_redis_url(store):
                 raise ConfigurationError(f"--store {store} serves one process; with --broker, history lives in Redis")
         if workers > 1:
             if not app.hub.broker.is_cluster:
@@ -166,11 +167,13 @@ def apply_settings(app: App, given: dict[str, Any], settings: dict[str, Any]) ->
 
 def broker_from_url(url: str, app: App) -> Broker:
     """The broker a --broker URL names."""
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         from hubbub.broker.redis import RedisBroker
 
         return RedisBroker(url, presence_grace=app.options.presence_grace)
-    raise ConfigurationError(f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB or memory")
+    raise ConfigurationError(
+        f"unsupported broker URL {url!r}: use redis://HOST:PORT/DB, redis+cluster://HOST:PORT,HOST:PORT or memory"
+    )
 
 
 @main.command()

@@ -102,7 +102,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("log_level", _choice(*LOG_LEVELS), "info", "Least severe level logged."),
         Setting("log_format", _choice(*LOG_FORMATS), "text", "text, or json: one JSON object per line."),
         Setting("compression", _choice(*COMPRESSION_MODES), None, "Override the app's permessage-deflate setting."),
-        Setting("broker", _string, None, "Cluster engine URL, e.g. redis://HOST:PORT/DB (or memory)."),
+        Setting(
+            "broker",
+            _string,
+            None,
+            "Cluster engine URL, e.g. redis://HOST:PORT/DB or redis+cluster://HOST:PORT,HOST:PORT (or memory).",
+        ),
         Setting(
             "store",
             _string,
