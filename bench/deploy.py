@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from bench import peers, procfs
 from bench.procs import CpuPlan, ProcessSet, Server, StartError, free_port
 from bench.settings import Settings
+from hubbub.testing import RedisClusterServer
 
 APP = "examples/echo.py:app"
 NAMESPACE = "bench"
@@ -42,6 +43,8 @@ class Deployment:
     """The supervisor's worker processes, if any."""
     redis: Server | None = None
     redis_dir: str | None = None
+    redis_cluster: RedisClusterServer | None = None
+    """A private Redis Cluster the nodes use instead of ``redis``, if any."""
 
     @property
     def server_pids(self) -> list[int]:
@@ -50,14 +53,19 @@ class Deployment:
 
     @property
     def helper_pids(self) -> list[int]:
-        """redis-server, if any."""
-        return [self.redis.pid] if self.redis is not None else []
+        """redis-server, or every redis-server of the Redis Cluster, if any."""
+        pids = [self.redis.pid] if self.redis is not None else []
+        if self.redis_cluster is not None:
+            pids += [node.process.pid for node in self.redis_cluster.nodes if node.process is not None]
+        return pids
 
     def check_alive(self) -> None:
         """Raise if any process of the deployment exited (or a worker was replaced)."""
         for s in [*self.servers, *([self.redis] if self.redis else [])]:
             if s.proc.poll() is not None:
                 raise RuntimeError(f"{s.name} exited with code {s.proc.returncode}")
+        if self.redis_cluster is not None and not all(node.alive for node in self.redis_cluster.nodes):
+            raise RuntimeError("a redis-server of the Redis Cluster exited")
         for w in self.workers:
             if not w.alive():
                 raise RuntimeError(f"worker {w.pid} exited during the measurement")
@@ -78,6 +86,8 @@ class Deployment:
             procs.stop_pid(s.pid)
         if self.redis is not None:
             procs.stop_pid(self.redis.pid)
+        if self.redis_cluster is not None:
+            self.redis_cluster.stop()
         if self.redis_dir is not None:
             shutil.rmtree(self.redis_dir, ignore_errors=True)
         return problems
@@ -128,10 +138,30 @@ def _start_redis(procs: ProcessSet, cpus: frozenset[int] | None, s: Settings) ->
 
 def node_command(port: int, redis_port: int, *extra: str) -> list[str]:
     """``python -m hubbub run`` of the bench app on ``port``, brokered by the Redis on ``redis_port``."""
+    return node_command_for(port, broker_url(redis_port), *extra)
+
+
+def node_command_for(port: int, broker: str, *extra: str) -> list[str]:
+    """``python -m hubbub run`` of the bench app on ``port`` with the ``--broker`` URL ``broker``."""
     return [
         sys.executable, "-m", "hubbub", "run", APP, "--host", "127.0.0.1", "--port", str(port),
-        "--broker", broker_url(redis_port), "--log-level", "warning", *extra,
+        "--broker", broker, "--log-level", "warning", *extra,
     ]  # fmt: skip
+
+
+def _start_redis_cluster(cpus: frozenset[int] | None, masters: int) -> RedisClusterServer:
+    """A private Redis Cluster of ``masters`` masters and no replica, keeping nothing on disk, on ``cpus``."""
+    cluster = RedisClusterServer(masters=masters, replicas=0)
+    try:
+        cluster.start()
+        if cpus is not None:
+            for node in cluster.nodes:
+                if node.process is not None:
+                    os.sched_setaffinity(node.process.pid, cpus)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 def _start_all(procs: ProcessSet, dep: Deployment, body: Callable[[], None]) -> Deployment:
@@ -171,6 +201,26 @@ def nodes(count: int, pinned: bool = True) -> Setup:
         return _start_all(procs, dep, body)
 
     return Setup(f"{count} node{'s' if count > 1 else ''} + Redis", start, pinned)
+
+
+def cluster_nodes(count: int, masters: int = 3) -> Setup:
+    """``count`` hubbub nodes on a private Redis Cluster of ``masters`` masters (sharded pub/sub)."""
+
+    def start(procs: ProcessSet, plan: CpuPlan, s: Settings) -> Deployment:
+        dep = Deployment([], [])
+
+        def body() -> None:
+            dep.redis_cluster = _start_redis_cluster(plan.server, masters)
+            url = f"{dep.redis_cluster.url}?namespace={NAMESPACE}"
+            for i in range(count):
+                port = free_port()
+                label = f"hubbub-node-{chr(ord('a') + i)}"
+                dep.servers.append(procs.start(label, node_command_for(port, url), port, s.start_timeout, plan.server))
+                dep.ports.append(port)
+
+        return _start_all(procs, dep, body)
+
+    return Setup(f"{count} node{'s' if count > 1 else ''} + Redis Cluster ({masters} masters)", start)
 
 
 def workers(count: int) -> Setup:
