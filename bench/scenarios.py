@@ -313,7 +313,7 @@ SCENARIOS: dict[str, Scenario] = {
             "= utime+stime summed over the node processes per delivery; redis-server's CPU is its own "
             "column (left out of server and other); lost = messages some client never got (must be 0). "
             "`+ Redis Cluster` runs the same nodes with `--broker redis+cluster://...` on a private Redis "
-            "Cluster of 3 masters and no replica (`--save \"\" --appendonly no`, every slot assigned by "
+            'Cluster of 3 masters and no replica (`--save "" --appendonly no`, every slot assigned by '
             "`redis-cli --cluster create`), whose publications go through sharded pub/sub (SPUBLISH to the "
             "master of the room's slot); its redis-server CPU column sums the three masters. "
             "Target: 2 nodes at least 0.5x the deliveries/s of 1 node.",
