@@ -91,3 +91,17 @@ async def test_a_member_can_rejoin_after_leaving(cluster_of: ClusterOf) -> None:
     await cluster.nodes[0].join("lobby", a)
     assert await cluster.nodes[1].room_members("lobby") == [a]
     assert await cluster.nodes[1].rooms() == ["lobby"]
+
+
+async def test_in_room_answers_for_members_of_any_node(cluster_of: ClusterOf) -> None:
+    cluster = await cluster_of(2)
+    a = await cluster.connect(0)
+    b = await cluster.connect(1)
+    await cluster.nodes[0].join("lobby", a)
+    for node in cluster.nodes:
+        assert await node.in_room("lobby", a.client_id)
+        assert not await node.in_room("lobby", b.client_id)
+        assert not await node.in_room("empty", a.client_id)
+    await cluster.nodes[0].leave("lobby", a)
+    for node in cluster.nodes:
+        assert not await node.in_room("lobby", a.client_id)

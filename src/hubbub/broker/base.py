@@ -199,6 +199,10 @@ class Broker(ABC):
     async def room_members(self, room: str) -> list[Member]:
         """Every member of a room, on every node."""
 
+    async def in_room(self, room: str, client_id: str) -> bool:
+        """Whether the cluster has the connection `client_id` in `room` (engines may answer it cheaper)."""
+        return any(member.client_id == client_id for member in await self.room_members(room))
+
     @abstractmethod
     async def room_count(self, room: str) -> int:
         """How many members a room has."""

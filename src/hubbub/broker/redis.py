@@ -126,6 +126,10 @@ class RedisBroker(RedisMembership, Broker):
         return [member_from_blob(blob) for blob in values]
 
     @_in_task
+    async def in_room(self, room: str, client_id: str) -> bool:
+        return bool(await self._client().hexists(f"{self.prefix}:room:{room}", client_id))
+
+    @_in_task
     async def room_count(self, room: str) -> int:
         return int(await self._client().hlen(f"{self.prefix}:room:{room}"))
 

@@ -38,6 +38,9 @@ from hubbub.transport.websocket import TransportStats
 if TYPE_CHECKING:
     from hubbub.runtime.connection import Connection
 
+REMOTE_JOIN_TIMEOUT = 2.0
+"""Seconds `Hub.join` waits for another node to put its client in a room."""
+
 
 class Hub:
     """Connections by id, user and room; usable from handlers, HTTP routes and tasks."""
@@ -333,12 +336,16 @@ class Hub:
     # ---- rooms ------------------------------------------------------------------------
 
     async def join(self, room: str, client_id: str) -> bool:
-        """Put a client, wherever it is, in a room; False if the client is unknown."""
+        """Put a client, wherever it is, in a room; False if the client is unknown.
+
+        Returns once the client is in: a publication to the room made afterwards reaches it. For a
+        client on another node that is once its node has subscribed the room and recorded it (waited
+        for up to `REMOTE_JOIN_TIMEOUT` seconds; then True if the client is still connected)."""
         conn = self._local.by_id.get(client_id)
         if conn is None:
             if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
                 await self._publish(Publication(kind="client", target=client_id, command="join", reason=room))
-                return True
+                return await self._joined_elsewhere(room, client_id)
             return False
         if conn.closed:
             return False
@@ -351,6 +358,18 @@ class Hub:
             if pending is not None:
                 await pending
         self._announce(room, conn, "join")
+        return True
+
+    async def _joined_elsewhere(self, room: str, client_id: str) -> bool:
+        """Wait until another node has put its client in `room`; False if the client left meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REMOTE_JOIN_TIMEOUT
+        pause = 0.002
+        while not await self.broker.in_room(room, client_id):
+            if loop.time() >= deadline:
+                return await self.broker.locate(client_id) is not None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
         return True
 
     async def leave(self, room: str, client_id: str) -> bool:
