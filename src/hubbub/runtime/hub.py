@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hubbub.broker.base import Broker, Member, Publication, Registration
 from hubbub.broker.memory import MemoryBroker
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from hubbub.runtime.connection import Connection
 
 REMOTE_JOIN_TIMEOUT = 2.0
-"""Seconds `Hub.join` waits for another node to put its client in a room."""
+"""Seconds `Hub.join` and `Hub.leave` wait for another node to put its client in a room or take it out."""
 
 
 class Hub:
@@ -344,8 +344,7 @@ class Hub:
         conn = self._local.by_id.get(client_id)
         if conn is None:
             if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
-                await self._publish(Publication(kind="client", target=client_id, command="join", reason=room))
-                return await self._joined_elsewhere(room, client_id)
+                return await self._elsewhere(room, client_id, "join")
             return False
         if conn.closed:
             return False
@@ -360,12 +359,14 @@ class Hub:
         self._announce(room, conn, "join")
         return True
 
-    async def _joined_elsewhere(self, room: str, client_id: str) -> bool:
-        """Wait until another node has put its client in `room`; False if the client left meanwhile."""
+    async def _elsewhere(self, room: str, client_id: str, command: Literal["join", "leave"]) -> bool:
+        """Have another node's client join or leave `room`; wait until the cluster shows it done (its node
+        has subscribed the room first, or stopped delivering the room to it). False if the client left."""
+        await self._publish(Publication(kind="client", target=client_id, command=command, reason=room))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REMOTE_JOIN_TIMEOUT
         pause = 0.002
-        while not await self.broker.in_room(room, client_id):
+        while await self.broker.in_room(room, client_id) != (command == "join"):
             if loop.time() >= deadline:
                 return await self.broker.locate(client_id) is not None
             await asyncio.sleep(pause)
@@ -373,12 +374,14 @@ class Hub:
         return True
 
     async def leave(self, room: str, client_id: str) -> bool:
-        """Take a client out of a room; empty rooms disappear. False if it was not in it."""
+        """Take a client out of a room; empty rooms disappear. False if it was not in it.
+
+        Returns once the client is out: a publication to the room made afterwards does not reach it
+        (for a client on another node, waited for as in `join`)."""
         conn = self._local.by_id.get(client_id)
         if conn is None:
             if self.broker.is_cluster and await self.broker.locate(client_id) is not None:
-                await self._publish(Publication(kind="client", target=client_id, command="leave", reason=room))
-                return True
+                return await self._elsewhere(room, client_id, "leave")
             return False
         conn.rooms.discard(room)
         if not self._drop_local(room, client_id):
