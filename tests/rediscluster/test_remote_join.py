@@ -5,12 +5,14 @@ the join), and one made right after a leave does not."""
 from __future__ import annotations
 
 import uuid
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 
+from hubbub import App
 from hubbub.broker.redis import RedisBroker
-from hubbub.client import connect
+from hubbub.client import WebSocketClient, connect
 from hubbub.testing import RedisClusterServer, RedisServer, serve_app
 from tests.support.raw_and_channel import make_app
 
@@ -27,33 +29,33 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     return cluster.url
 
 
-async def test_a_broadcast_right_after_a_remote_join_reaches_the_client(redis_url: str) -> None:
-    namespace = f"join{uuid.uuid4().hex[:8]}"
+@asynccontextmanager
+async def client_on_the_other_node(redis_url: str) -> AsyncIterator[tuple[App, WebSocketClient, str]]:
+    """Two nodes on the Redis at `redis_url`; yield the first node's app, a client of the second, its id."""
+    namespace = f"remote{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         apps = [make_app(RedisBroker(redis_url, namespace=namespace)) for _ in range(2)]
         nodes = [await stack.enter_async_context(serve_app(app)) for app in apps]
         bob = await connect(nodes[1].url("/raw?user=bob"))
         stack.push_async_callback(bob.close)
-        client_id = await bob.recv(timeout=5)
+        yield apps[0], bob, await bob.recv(timeout=5)
+
+
+async def test_a_broadcast_right_after_a_remote_join_reaches_the_client(redis_url: str) -> None:
+    async with client_on_the_other_node(redis_url) as (app, bob, client_id):
         for index in range(ROOMS):
             room = f"room-{index}"
-            assert await apps[0].hub.join(room, client_id)
-            await apps[0].hub.room_broadcast(room, f"hello {index}")
+            assert await app.hub.join(room, client_id)
+            await app.hub.room_broadcast(room, f"hello {index}")
             assert await bob.recv(timeout=5) == f"hello {index}"
 
 
 async def test_a_broadcast_right_after_a_remote_leave_misses_the_client(redis_url: str) -> None:
-    namespace = f"leave{uuid.uuid4().hex[:8]}"
-    async with AsyncExitStack() as stack:
-        apps = [make_app(RedisBroker(redis_url, namespace=namespace)) for _ in range(2)]
-        nodes = [await stack.enter_async_context(serve_app(app)) for app in apps]
-        bob = await connect(nodes[1].url("/raw?user=bob"))
-        stack.push_async_callback(bob.close)
-        client_id = await bob.recv(timeout=5)
+    async with client_on_the_other_node(redis_url) as (app, bob, client_id):
         for index in range(ROOMS):
             room = f"room-{index}"
-            assert await apps[0].hub.join(room, client_id)
-            assert await apps[0].hub.leave(room, client_id)
-            await apps[0].hub.room_broadcast(room, f"missed {index}")
-        await apps[0].hub.send(client_id, "marker")  # through the client's own channel, after all of them
+            assert await app.hub.join(room, client_id)
+            assert await app.hub.leave(room, client_id)
+            await app.hub.room_broadcast(room, f"missed {index}")
+        await app.hub.send(client_id, "marker")  # through the client's own channel, after all of them
         assert await bob.recv(timeout=5) == "marker"  # no room broadcast came before it
