@@ -12,6 +12,7 @@ engine to stall and its nodes share one process).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,10 +21,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from hubbub.broker import redis_scripts as lua
+from hubbub.broker import redis_sharded_scripts as sharded
 from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis import RedisBroker
-from hubbub.broker.redis_link import member_blob
 from hubbub.broker.redis_target import RedisTarget
+from hubbub.broker.redis_values import member_blob
 from hubbub.testing import RedisServer, wait_for
 from tests.broker.cluster import BrokerCluster, Engine
 from tests.broker.conftest import ClusterOf, one_server_only, redis_only
@@ -140,6 +142,9 @@ async def test_a_node_reaped_while_cut_off_rewrites_its_state_and_its_old_writes
     cluster = await cluster_of(3)
     people = await populate(cluster)
     reaper, cut_off = redis_node(cluster, 0), redis_node(cluster, 1)
+    if engine == "redis-cluster":
+        await reaped_on_a_cluster(cluster, people, raw, reaper, cut_off)
+        return
     old_epoch = cut_off._epoch
     async with raw.pipeline(transaction=True) as pipe:  # node 0 finds node 1's lease expired and reaps it
         pipe.zadd(f"{reaper.prefix}:nodes", {cut_off.node_id: 0})
@@ -165,6 +170,54 @@ async def test_a_node_reaped_while_cut_off_rewrites_its_state_and_its_old_writes
     )
 
 
+async def reaped_on_a_cluster(
+    cluster: BrokerCluster, people: dict[str, Member], raw: Any, reaper: RedisBroker, cut_off: RedisBroker
+) -> None:
+    """The same on a Redis Cluster: the reaper makes an orphan of the node and cleans up its slot, then writes
+    the node sent with its old epoch are refused in its own slot and in a room's slot. The cut-off node's
+    rewrite may run before the cleanup (then its members never leave) or after (they leave and come back)."""
+    assert reaper._sharded is not None
+    old_epoch = cut_off._epoch
+    async with raw.pipeline(transaction=True) as pipe:  # one slot, {ns}: the test's ZADD and the REAP in one step
+        pipe.zadd(f"{reaper.prefix}:nodes", {cut_off.node_id: 0})
+        pipe.eval(*script_args("redis-cluster", sharded.REAP, reaper.prefix, reaper.node_id, reaper._epoch))
+        _, reaped = await pipe.execute()
+    assert reaped == [cut_off.node_id.encode()]
+    await reaper._clean_orphans(reaper._sharded)  # what its next heartbeat does
+
+    ana = people["ana@1"]
+    own = reaper.keys.node_slot(cut_off.node_id)
+    late_own = await raw.eval(*script_args("redis-cluster", sharded.OWN_JOIN, own, old_epoch, ana.client_id, "late"))
+    assert late_own == lua.FENCED, "a write made with the reaped epoch went through in the node's slot"
+    lobby = reaper.keys.room_slot("lobby")
+    blob = member_blob(ana, int(old_epoch))
+    late = await raw.eval(
+        *script_args("redis-cluster", sharded.ROOM_JOIN, lobby, cut_off.node_id, old_epoch, ana.client_id, blob)
+    )
+    assert late == lua.FENCED, "a write made with the reaped epoch went through in a room's slot"
+
+    await wait_for(lambda: cut_off._epoch != old_epoch and cut_off.ready, timeout=cluster.node_timeout + 2.0)
+    for watcher in (0, 2):
+        await wait_for(functools.partial(whole, cluster, people, watcher), timeout=cluster.node_timeout + 2.0)
+        await assert_whole(cluster, people, watcher)
+    back = sorted([people["ana@1"].client_id, people["bea@1"].client_id])
+    await cluster.journal.until(
+        lambda: all(sorted(presence_joins(cluster, watcher, "lobby")) == back for watcher in (0, 2)),
+        "nodes 0 and 2 to hear that node 1's members are back in the lobby",
+    )
+    await cluster.presence_settled()
+    assert count(cluster, "online", "ana") - count(cluster, "offline", "ana") == 1
+
+
+async def whole(cluster: BrokerCluster, people: dict[str, Member], watcher: int) -> bool:
+    """Whether `assert_whole` holds now."""
+    try:
+        await assert_whole(cluster, people, watcher)
+    except AssertionError:
+        return False
+    return True
+
+
 def presence_joins(cluster: BrokerCluster, node: int, room: str) -> list[str]:
     """Client ids of the presence join envelopes about `room` delivered to a node."""
     return [
@@ -185,7 +238,12 @@ async def test_a_node_whose_connections_redis_lost_writes_them_back(
     people = await populate(cluster)
     node = redis_node(cluster, 1)
     ana = people["ana@1"]
-    await raw.hdel(f"{node.prefix}:conns:{node.node_id}", ana.client_id)  # a failover to a replica that lagged
+    held = (
+        f"{node.keys.node_slot(node.node_id)}:conns"
+        if engine == "redis-cluster"
+        else f"{node.prefix}:conns:{node.node_id}"
+    )
+    await raw.hdel(held, ana.client_id)  # a failover to a replica that lagged
     assert await cluster.nodes[0].connection_count() == 3
 
     async def whole_again() -> bool:

@@ -21,6 +21,7 @@ import contextlib
 from hubbub.broker.base import Broker, ClusterListener, Member
 from hubbub.broker.redis_link import RedisClusterException, RedisError, member_from_blob, text
 from hubbub.broker.redis_members import RedisMembership, _in_task
+from hubbub.broker.redis_sharded import ShardedLedger
 from hubbub.errors import BrokerUnavailable
 
 
@@ -74,10 +75,14 @@ class RedisBroker(RedisMembership, Broker):
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 members = list(self._members.values())
                 await asyncio.gather(*(self.unregister(member, []) for member in members))
-                await self._redis.zrem(f"{self.prefix}:nodes", self.node_id)
-                await self._redis.hdel(f"{self.prefix}:epochs", self.node_id)
-                await self._redis.delete(f"{self.prefix}:conns:{self.node_id}")
-            # Offline decisions still pending here are made by the other nodes' sweep (`SWEEP_LEAVING`).
+                if self._sharded is not None:
+                    await self._sharded.stop(self._epoch)
+                else:
+                    await self._redis.zrem(f"{self.prefix}:nodes", self.node_id)
+                    await self._redis.hdel(f"{self.prefix}:epochs", self.node_id)
+                    await self._redis.delete(f"{self.prefix}:conns:{self.node_id}")
+            # Offline decisions still pending here are made by the other nodes (`SWEEP_LEAVING`; on a cluster,
+            # the node's slot is cleaned up by another as an orphan's, and they adopt its pending decisions).
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -85,13 +90,17 @@ class RedisBroker(RedisMembership, Broker):
         self._connected = False
         self._subscribed_ok = False
 
-    async def _live_nodes(self) -> list[str]:
-        return [
-            text(raw) for raw in await self._client().zrangebyscore(f"{self.prefix}:nodes", self._redis_now(), "+inf")
-        ]
+    def _shards(self) -> ShardedLedger | None:
+        """On a Redis Cluster the sharded membership (BrokerUnavailable while Redis is unreachable), else None."""
+        if self._sharded is None:
+            return None
+        self._client()
+        return self._sharded
 
     @_in_task
     async def clients(self) -> list[str]:
+        if (shards := self._shards()) is not None:
+            return await shards.clients()
         redis = self._client()
         out: list[str] = []
         for node in await self._live_nodes():
@@ -100,6 +109,8 @@ class RedisBroker(RedisMembership, Broker):
 
     @_in_task
     async def connection_count(self) -> int:
+        if (shards := self._shards()) is not None:
+            return await shards.connection_count()
         redis = self._client()
         nodes = await self._live_nodes()
         async with redis.pipeline(transaction=False) as pipe:
@@ -113,6 +124,8 @@ class RedisBroker(RedisMembership, Broker):
         local = self._members.get(client_id)
         if local is not None:
             return local
+        if (shards := self._shards()) is not None:
+            return await shards.locate(client_id)
         redis = self._client()
         for node in await self._live_nodes():
             blob = await redis.hget(f"{self.prefix}:conns:{node}", client_id)
@@ -122,31 +135,45 @@ class RedisBroker(RedisMembership, Broker):
 
     @_in_task
     async def room_members(self, room: str) -> list[Member]:
+        if (shards := self._shards()) is not None:
+            return await shards.room_members(room)
         values = await self._client().hvals(f"{self.prefix}:room:{room}")
         return [member_from_blob(blob) for blob in values]
 
     @_in_task
     async def in_room(self, room: str, client_id: str) -> bool:
+        if (shards := self._shards()) is not None:
+            return await shards.in_room(room, client_id)
         return bool(await self._client().hexists(f"{self.prefix}:room:{room}", client_id))
 
     @_in_task
     async def room_count(self, room: str) -> int:
+        if (shards := self._shards()) is not None:
+            return await shards.room_count(room)
         return int(await self._client().hlen(f"{self.prefix}:room:{room}"))
 
     @_in_task
     async def rooms(self) -> list[str]:
+        if (shards := self._shards()) is not None:
+            return await shards.rooms()
         return [text(raw) for raw in await self._client().smembers(f"{self.prefix}:rooms")]
 
     @_in_task
     async def user_clients(self, user_id: str) -> list[str]:
+        if (shards := self._shards()) is not None:
+            return await shards.user_clients(user_id)
         return [text(raw) for raw in await self._client().hkeys(f"{self.prefix}:user:{user_id}")]
 
     @_in_task
     async def is_online(self, user_id: str) -> bool:
+        if (shards := self._shards()) is not None:
+            return await shards.is_online(user_id)
         return bool(await self._client().sismember(f"{self.prefix}:online", user_id))
 
     @_in_task
     async def online_users(self) -> list[str]:
+        if (shards := self._shards()) is not None:
+            return await shards.online_users()
         return [text(raw) for raw in await self._client().smembers(f"{self.prefix}:online")]
 
     @_in_task

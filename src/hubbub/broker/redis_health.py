@@ -26,6 +26,7 @@ from hubbub.broker import redis_scripts as lua
 from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, member_from_blob, text
 from hubbub.broker.redis_pubsub import RedisPubSub
+from hubbub.broker.redis_sharded import ShardedLedger
 
 logger = logging.getLogger("hubbub.broker.redis")
 
@@ -37,9 +38,14 @@ class RedisHealth(RedisPubSub):
         """Take a new epoch (every write made with an older one is refused from now on) and renew the lease;
         returns whether the node had been reaped and the client ids Redis holds for it. Runs after every
         call queued before it."""
+        sent = time.time()
+        if self._sharded is not None:  # epochs grow: a room's or a user's slot refuses a node's older ones
+            self._epoch = str(int(self._epoch or "0") + 1)
+            redis_now, reaped, held = await self._sharded.claim(self._epoch, self._lease_ms)
+            self._set_clock(redis_now, sent)
+            return reaped, held
         epoch = uuid.uuid4().hex[:16]
         self._epoch = epoch
-        sent = time.time()
         out = await self._scripts.call(lua.CLAIM, self.prefix, self.node_id, epoch, self._lease_ms)
         self._set_clock(int(out[0]), sent)
         return int(out[1]) == 1, [text(raw) for raw in out[2:]]
@@ -111,6 +117,7 @@ class RedisHealth(RedisPubSub):
             self._needs_resync = True
         else:
             self._compare_count(int(held))
+        await self._notice_failover()
         if self._needs_resync:
             await self._recover()
         elif self._subscription_stale:
@@ -122,16 +129,28 @@ class RedisHealth(RedisPubSub):
                 await self._reap()
             await self._sweep_leaving()
 
+    async def _notice_failover(self) -> None:
+        """On a Redis Cluster, a failover anywhere (the cluster's epoch grew) may have lost writes of this node
+        that the dead master had not replicated, in any slot: the node rewrites its state."""
+        if self._sharded is None:
+            return
+        epoch = await self._sharded.cluster_epoch()
+        if epoch is None:
+            return
+        if self._cluster_epoch is not None and epoch > self._cluster_epoch:
+            logger.warning("Redis Cluster failed over (epoch %d); node %s rewrites its state", epoch, self.node_id)
+            self._needs_resync = True
+        self._cluster_epoch = epoch
+
     async def _renew(self) -> Any:
         """Run `RENEW`. On a cluster the call is never cancelled: redis-py rereads the slot map inside a
         command after a master's death, which can take longer than a heartbeat's wait; cancelled every time,
         it would never finish, and the node never find the promoted replica. A heartbeat that gives up
         waiting leaves the call running, and the next one waits for the same call."""
-        args = (self.prefix, self.node_id, self._epoch, self._lease_ms)
-        if not self.target.cluster:
-            return await self._eval(lua.RENEW, *args)
+        if self._sharded is None:
+            return await self._eval(lua.RENEW, self.prefix, self.node_id, self._epoch, self._lease_ms)
         if self._renewal is None or self._renewal.done():
-            self._renewal = asyncio.ensure_future(self._eval(lua.RENEW, *args))
+            self._renewal = asyncio.ensure_future(self._sharded.renew(self._epoch, self._lease_ms))
             self._renewal.add_done_callback(_retrieved)
         renewal = self._renewal
         try:
@@ -182,6 +201,39 @@ class RedisHealth(RedisPubSub):
         logger.info("Redis state of node %s rewritten (%d connections)", self.node_id, count)
 
     async def _rewrite(self) -> int:
+        if self._sharded is not None:
+            return await self._rewrite_sharded(self._sharded)
+        return await self._rewrite_one_slot()
+
+    async def _rewrite_sharded(self, ledger: ShardedLedger) -> int:
+        """`_rewrite` on a Redis Cluster: the same, one slot at a time (`ShardedLedger.restore`)."""
+        reaped, held = await self._claim()
+        epoch = self._epoch
+        rooms = {client_id: self._member_rooms.get(client_id, set()) for client_id in self._members}
+        finished = await ledger.finish_unfinished(epoch, rooms)
+        stale = await asyncio.gather(
+            *(ledger.drop_stale(client_id, epoch) for client_id in held if client_id not in self._members)
+        )
+        for result, user_id in [*finished, *stale]:
+            if result == lua.FENCED:
+                self._needs_resync = True
+            elif result == 2 and self._listener is not None:
+                self._listener.user_offline(user_id)
+        members = list(self._members.values())
+        restored = await asyncio.gather(
+            *(ledger.restore(member, sorted(rooms[member.client_id]), epoch) for member in members)
+        )
+        for member, result in zip(members, restored, strict=True):
+            if result == lua.FENCED:
+                self._needs_resync = True
+                continue
+            if result == 1 and self._listener is not None and member.user_id is not None:
+                self._listener.user_online(member.user_id)
+            if reaped:
+                await self._announce_return(member)
+        return len(members)
+
+    async def _rewrite_one_slot(self) -> int:
         """Take a new epoch, take out what Redis holds for this node but it no longer has (connections that
         closed, rooms left while Redis was unreachable), and write each connection with exactly its rooms.
         Every call is queued at once after the claim, so no change made meanwhile is overwritten."""
@@ -257,6 +309,10 @@ class RedisHealth(RedisPubSub):
 
     async def _reap(self) -> None:
         assert self._redis is not None
+        if self._sharded is not None:
+            for node in await self._sharded.reap(self._epoch):
+                logger.info("reaped node %s", node)
+            return
         out = await self._eval(lua.REAP, self.prefix, self.node_id, self._epoch)
         for i in range(0, len(out), 3):
             kind, key, blob = text(out[i]), text(out[i + 1]), out[i + 2]
@@ -271,9 +327,34 @@ class RedisHealth(RedisPubSub):
     async def _sweep_leaving(self) -> None:
         """Offline decisions that are due but were not made (their node stopped or died within the grace)."""
         assert self._redis is not None
+        if self._sharded is not None:
+            if self._cleaning is None or self._cleaning.done():  # a big orphan may take longer than a heartbeat
+                self._cleaning = asyncio.create_task(self._clean_orphans(self._sharded))
+                self._tasks.add(self._cleaning)
+                self._cleaning.add_done_callback(self._tasks.discard)
+            for user_id in await self._sharded.due_offline():
+                if self._listener is not None:
+                    self._listener.user_offline(user_id)
+            return
         for raw in await self._eval(lua.SWEEP_LEAVING, self.prefix):
             if self._listener is not None:
                 self._listener.user_offline(text(raw))
+
+    async def _clean_orphans(self, ledger: ShardedLedger) -> None:
+        """On a Redis Cluster, clean up after reaped and stopped nodes, and announce what that changed (a
+        failure is tried again at the next heartbeat: each step can run twice)."""
+        try:
+            events = await ledger.clean_orphans(self._epoch)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            logger.warning("cleaning up after stopped or dead nodes failed (%s); trying again", exc)
+            return
+        for node in events.nodes:
+            logger.info("cleaned up after node %s", node)
+        for room, member in events.left:
+            await self._publish_now(self._room_channel(room), _presence(room, member, "leave", "reaper"))
+        for user_id in events.offline:
+            if self._listener is not None:
+                self._listener.user_offline(user_id)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -9,12 +9,13 @@ reaping, recovery), `RedisMembership` (connections, rooms, users) and `RedisBrok
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from hubbub.broker.base import ClusterListener, Member, new_node_id
+from hubbub.broker.redis_sharded import ShardedLedger
 from hubbub.broker.redis_target import RedisTarget
+from hubbub.broker.redis_values import member_blob, member_from_blob, text
 from hubbub.errors import BrokerUnavailable, ConfigurationError
 
 try:
@@ -36,23 +37,12 @@ __all__ = [
     "RedisLink",
     "ScriptBatch",
     "aioredis",
+    "member_blob",
+    "member_from_blob",
     "pack",
+    "text",
     "unpack",
 ]
-
-
-def member_blob(member: Member) -> str:
-    """A member as the JSON Redis keeps."""
-    return json.dumps(
-        {"c": member.client_id, "n": member.node_id, "u": member.user_id, "i": dict(member.info)},
-        separators=(",", ":"),
-    )
-
-
-def member_from_blob(blob: bytes | str) -> Member:
-    """The inverse of `member_blob`."""
-    raw = json.loads(blob)
-    return Member(raw["c"], raw["n"], raw.get("u"), raw.get("i") or {})
 
 
 class RedisLink:
@@ -146,6 +136,16 @@ class RedisLink:
         self._wake = asyncio.Event()
         """Set to run the heartbeat now (something suggests Redis or this node's state changed)."""
         self._scripts = ScriptBatch(lambda: self._redis if self._connected else None, routed=target.cluster)
+        self._sharded = (
+            ShardedLedger(self.keys, self.node_id, self._scripts, lambda: self._redis, self._live_nodes)
+            if target.cluster
+            else None
+        )
+        """On a Redis Cluster, the membership sharded over hash slots (else the one-server scripts)."""
+        self._cleaning: asyncio.Task[None] | None = None
+        """On a cluster, the cleanup after stopped or dead nodes in progress (`RedisHealth._clean_orphans`)."""
+        self._cluster_epoch: int | None = None
+        """The Redis Cluster's epoch at the last heartbeat: when it grows, a failover happened somewhere."""
 
     # ---- names -------------------------------------------------------------------
 
@@ -189,6 +189,11 @@ class RedisLink:
             raise BrokerUnavailable("Redis is unreachable")
         return self._redis
 
+    async def _live_nodes(self) -> list[str]:
+        """The nodes whose lease has not expired."""
+        nodes = await self._client().zrangebyscore(f"{self.prefix}:nodes", self._redis_now(), "+inf")
+        return [text(raw) for raw in nodes]
+
     async def _eval(self, script: str, *args: Any) -> Any:
         """Run a membership script now (on a cluster, routed by its first argument, the key prefix)."""
         assert self._redis is not None
@@ -209,7 +214,3 @@ class RedisLink:
         except (RedisError, RedisClusterException, OSError):
             return False
         return True
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -47,6 +47,8 @@ class RedisMembership(RedisHealth):
     ) -> Registration:
         if not self._connected or self._redis is None:
             return self._admit_offline(member)
+        if self._sharded is not None:
+            return await self._register_sharded(member, max_connections or 0, max_per_user or 0)
         try:
             result = await self._scripts.call(
                 lua.REGISTER,
@@ -72,6 +74,23 @@ class RedisMembership(RedisHealth):
             self._listener.user_online(member.user_id)
         return Registration.OK
 
+    async def _register_sharded(self, member: Member, max_connections: int, max_per_user: int) -> Registration:
+        assert self._sharded is not None
+        try:
+            result = await self._sharded.register(member, self._epoch, max_connections, max_per_user)
+        except (RedisError, RedisClusterException, OSError):
+            return self._admit_offline(member)
+        if result == -1:
+            return Registration.OVER_CAPACITY
+        if result == -2:
+            return Registration.TOO_MANY_FOR_USER
+        if result == lua.FENCED:
+            return self._admit_offline(member)
+        self._members[member.client_id] = member
+        if result == 1 and self._listener is not None and member.user_id is not None:
+            self._listener.user_online(member.user_id)
+        return Registration.OK
+
     def _admit_offline(self, member: Member) -> Registration:
         """Redis is unreachable (or this node's registration is being rewritten): serve the connection
         here; it is written to Redis with the rest of the node's state. Cluster-wide limits cannot be
@@ -83,19 +102,27 @@ class RedisMembership(RedisHealth):
     @_in_task
     async def unregister(self, member: Member, rooms: list[str]) -> None:
         self._members.pop(member.client_id, None)
-        for room in self._member_rooms.pop(member.client_id, set()):
+        joined = self._member_rooms.pop(member.client_id, set())
+        for room in joined:
             await self._forget_local(room, member.client_id)
         if self._redis is None:
             return
+        if self._sharded is not None:
+            self._sharded.note_closing(member, joined)
         if not self._connected:
             self._out_of_sync()  # the rewrite takes it out of Redis
             return
         token = uuid.uuid4().hex
         grace_ms = int(self.presence_grace * 1000)
+        result: Any
         try:
-            result = await self._scripts.call(
-                lua.UNREGISTER, self.prefix, member.client_id, self.node_id, self._epoch, grace_ms, token
-            )
+            if self._sharded is not None:
+                gone = await self._sharded.unregister(member, joined, self._epoch, grace_ms, token)
+                result = gone if gone == lua.FENCED else [gone, member.user_id or ""]
+            else:
+                result = await self._scripts.call(
+                    lua.UNREGISTER, self.prefix, member.client_id, self.node_id, self._epoch, grace_ms, token
+                )
         except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
@@ -113,7 +140,10 @@ class RedisMembership(RedisHealth):
         assert self._redis is not None
         for _ in range(3):
             try:
-                gone = await self._eval(lua.OFFLINE_CHECK, self.prefix, user_id, token)
+                if self._sharded is not None:
+                    gone = int(await self._sharded.decide_offline(user_id, token))
+                else:
+                    gone = await self._eval(lua.OFFLINE_CHECK, self.prefix, user_id, token)
             except (RedisError, RedisClusterException, OSError):
                 await asyncio.sleep(self.heartbeat)
                 continue
@@ -129,6 +159,9 @@ class RedisMembership(RedisHealth):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
+        if self._sharded is not None:
+            await self._sharded_write(self._sharded.join, room, member)
+            return
         await self._write(lua.JOIN, self.prefix, room, member.client_id, member_blob(member), self.node_id)
 
     @_in_task
@@ -137,7 +170,26 @@ class RedisMembership(RedisHealth):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
+        if self._sharded is not None:
+            self._sharded.note_leaving(member.client_id, room)
+            await self._sharded_write(self._sharded.leave, room, member)
+            return
         await self._write(lua.LEAVE, self.prefix, room, member.client_id, self.node_id)
+
+    async def _sharded_write(
+        self, change: Callable[[str, Member, str], Awaitable[int]], room: str, member: Member
+    ) -> None:
+        """A join or leave on a Redis Cluster; one refused or skipped gets the state rewritten."""
+        if not self._connected:
+            self._out_of_sync()
+            return
+        try:
+            result = await change(room, member, self._epoch)
+        except (RedisError, RedisClusterException, OSError):
+            self._out_of_sync()
+            return
+        if result == lua.FENCED:
+            self._out_of_sync()
 
     async def _write(self, script: str, *args: Any) -> None:
         """A membership write (the epoch is added last); one refused or skipped gets the state rewritten."""

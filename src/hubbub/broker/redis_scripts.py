@@ -1,6 +1,8 @@
-"""Lua scripts of the Redis engine: each cluster-wide decision is one atomic step.
+"""Lua scripts of the Redis engine on one server: each cluster-wide decision is one atomic step.
 
-Keys (prefix `ns`; on a Redis Cluster `{ns}`, so that they all share one hash slot):
+(On a Redis Cluster the membership is sharded over hash slots instead: `redis_sharded_scripts`.)
+
+Keys (prefix `ns`):
   ns:nodes            ZSET  node id -> lease expiry (ms, Redis's clock)
   ns:epochs           HASH  node id -> its current epoch (the fence of its writes)
   ns:reaped:<node>    STRING set when the node was reaped (an hour), so that it announces its members again
@@ -30,10 +32,11 @@ from typing import Final
 FENCED: Final = -3
 """What a write returns when the node's epoch is not the current one (it was reaped, or Redis lost it)."""
 
-_NOW = """
+NOW: Final = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
+"""Lua that sets `now` to Redis's time (ms)."""
 
 _FENCE = """
 if redis.call('HGET', ns .. ':epochs', node) ~= epoch then return -3 end
@@ -43,7 +46,7 @@ CLAIM: Final = (
     """
 local ns, node, epoch, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 """
-    + _NOW
+    + NOW
     + """
 redis.call('HSET', ns .. ':epochs', node, epoch)
 redis.call('ZADD', ns .. ':nodes', now + lease, node)
@@ -60,7 +63,7 @@ RENEW: Final = (
     """
 local ns, node, epoch, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 """
-    + _NOW
+    + NOW
     + """
 if redis.call('HGET', ns .. ':epochs', node) ~= epoch then return {now, -1} end
 redis.call('ZADD', ns .. ':nodes', now + lease, node)
@@ -76,7 +79,7 @@ local ns, client, node, epoch, blob, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 
 local max_conn, max_user = tonumber(ARGV[7]), tonumber(ARGV[8])
 """
     + _FENCE
-    + _NOW
+    + NOW
     + """
 if max_conn > 0 then
   local total = 0
@@ -140,7 +143,7 @@ UNREGISTER: Final = (
 local ns, client, node, epoch, grace, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 """
     + _FENCE
-    + _NOW
+    + NOW
     + """
 local ck = ns .. ':conns:' .. node
 local blob = redis.call('HGET', ck, client)
@@ -184,7 +187,7 @@ SWEEP_LEAVING: Final = (
     """
 local ns = ARGV[1]
 """
-    + _NOW
+    + NOW
     + """
 local out = {}
 for _, user in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':leaving', '-inf', now)) do
@@ -234,7 +237,7 @@ REAP: Final = (
 local ns, node, epoch = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', ns .. ':epochs', node) ~= epoch then return {} end
 """
-    + _NOW
+    + NOW
     + """
 local out = {}
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':nodes', '-inf', now - 1)) do
@@ -284,7 +287,7 @@ PUBLISH: Final = (
     """
 local deadline = tonumber(ARGV[1])
 """
-    + _NOW
+    + NOW
     + """
 if now > deadline then return 0 end
 for i = 2, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end

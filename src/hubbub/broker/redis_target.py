@@ -6,8 +6,9 @@
 
 hubbub's own query parameters (`namespace`, `node_timeout`) ride on either form. On a
 cluster, every key a Lua script touches must hash to one slot, so keys carry hash tags
-(`Keys`): the broker's membership under `{ns}`, a room's channel and history under
-`{ns:r:ROOM}`, a user's inbox under `{ns:u:USER}`. On one server the names stay as they were.
+(`Keys`): a room's channel, history and members under `{ns:r:ROOM}`, a user's connections
+and inbox under `{ns:u:USER}`, a node's connections under `{ns:n:NODE}`, and only the nodes'
+leases under `{ns}` (`redis_sharded`). On one server the names stay as they were.
 """
 
 from __future__ import annotations
@@ -52,12 +53,25 @@ class Keys:
 
     @property
     def members(self) -> str:
-        """The prefix of the broker's membership keys (nodes, connections, rooms, users, presence)."""
+        """The prefix of the broker's cluster-wide keys: on one server every membership key; on a cluster the
+        nodes' leases and epochs (the rest is sharded: `node_slot`, `room_slot`, `user_slot`)."""
         return "{" + self.namespace + "}" if self.cluster else self.namespace
+
+    def node_slot(self, node: str) -> str:
+        """On a cluster, the prefix of a node's own keys (its connections and their rooms)."""
+        return "{" + self.namespace + ":n:" + node + "}"
+
+    def room_slot(self, room: str) -> str:
+        """On a cluster, the prefix of a room's member keys (the slot of its channel and history)."""
+        return "{" + self.namespace + ":r:" + room + "}"
+
+    def user_slot(self, user: str) -> str:
+        """On a cluster, the prefix of a user's connection keys (the slot of its inbox)."""
+        return "{" + self.namespace + ":u:" + user + "}"
 
     def room_tag(self, room: str) -> str:
         """What every key and channel of a room starts or ends with (empty on one server)."""
-        return "{" + self.namespace + ":r:" + room + "}" if self.cluster else ""
+        return self.room_slot(room) if self.cluster else ""
 
     def room_channel(self, room: str) -> str:
         """The pub/sub channel of a room."""
@@ -73,7 +87,7 @@ class Keys:
 
     def inbox(self, user: str) -> str:
         """The prefix of a user's inbox keys (`<prefix>:inbox:m:<user>`, `:inbox:last:`, `:inbox:cur:`)."""
-        return "{" + self.namespace + ":u:" + user + "}" if self.cluster else self.namespace
+        return self.user_slot(user) if self.cluster else self.namespace
 
 
 @dataclass(frozen=True)
