@@ -69,7 +69,11 @@ def test_each_room_and_user_keeps_its_keys_and_channel_in_one_slot(name: str) ->
     assert len(room) == 1
     inbox = keys.inbox(name)
     assert len({slot(f"{inbox}:inbox:{kind}:{name}") for kind in ("m", "last", "cur")}) == 1
-    assert len({slot(f"{keys.members}:{kind}") for kind in ("nodes", "epochs", f"room:{name}", f"user:{name}")}) == 1
+    assert slot(f"{keys.room_slot(name)}:members") in room
+    user = {slot(f"{keys.user_slot(name)}:{kind}") for kind in ("conns", "gone", "fence", "fence_at")}
+    assert user == {slot(f"{inbox}:inbox:m:{name}")}
+    own = {slot(f"{keys.node_slot(name)}:{kind}") for kind in ("epoch", "conns", f"crooms:{name}", "rooms", "leaving")}
+    assert len(own) == 1
 
 
 def test_on_one_server_the_key_names_are_unchanged() -> None:

@@ -52,6 +52,10 @@ class ShardedSubscription:
         self._shards: dict[str, Any] = {}
         """Master name -> its PubSub."""
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._connecting: dict[str, asyncio.Lock] = {}
+        """Master name -> the lock its PubSub's first command holds: redis-py's PubSub opens its connection
+        in its first command, and two commands racing there would each open one, leaving a subscription on
+        a connection nobody reads."""
         self._owner: dict[str, str] = {}
         """Channel -> the master it is subscribed on."""
         self._pending: set[str] = set()
@@ -85,7 +89,11 @@ class ShardedSubscription:
         node = self._cluster.get_node_from_key(group[0])
         pubsub = self._shard(node)
         try:
-            await pubsub.ssubscribe(*group)
+            if pubsub.connection is None:
+                async with self._connecting.setdefault(node.name, asyncio.Lock()):
+                    await pubsub.ssubscribe(*group)
+            else:
+                await pubsub.ssubscribe(*group)
         except _FAILURES as exc:
             self._lose_shard(node.name, exc)
             raise
