@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from hubbub.broker.base import Member
+from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis import RedisBroker
 from hubbub.testing import RedisClusterServer
 from tests.broker.recording import Journal, RecordingListener
@@ -86,3 +86,26 @@ async def test_the_nodes_slot_holds_no_key_per_connection_room_or_user(
     kinds = {key.removeprefix(node.prefix + ":") for key in keys}
     assert kinds, "the nodes' slot is empty"
     assert {kind for kind in kinds if not kind.startswith("reaped:")} <= NODES_SLOT_KEYS, kinds
+
+
+async def test_a_burst_of_first_joins_subscribes_every_room_at_once(
+    redis_cluster_server: RedisClusterServer,
+) -> None:
+    url = f"{redis_cluster_server.url}?namespace=sb{uuid.uuid4().hex[:8]}"
+    journal = Journal()
+    sender, receiver = RedisBroker(url), RedisBroker(url)
+    await sender.start(RecordingListener(journal, 0))
+    await receiver.start(RecordingListener(journal, 1))
+    try:
+        member = Member("listener", receiver.node_id)
+        await receiver.register(member)
+        rooms = [f"burst-{i}" for i in range(ROOMS)]
+        await asyncio.gather(*(receiver.join(room, member) for room in rooms))  # fresh shard connections
+        assert not receiver._subscription_stale, "a subscription was not confirmed"
+        for room in rooms:
+            await sender.publish(Publication(kind="room", target=room, data=room))
+        await journal.until(lambda: len(journal.delivered(1)) == ROOMS, "every room's publication on node 1")
+        assert sorted(str(p.data) for p in journal.delivered(1)) == sorted(rooms)
+    finally:
+        await sender.stop()
+        await receiver.stop()
