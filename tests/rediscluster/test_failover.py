@@ -1,9 +1,9 @@
 """A Redis Cluster master dies mid-traffic (SIGKILL) under two real hubbub nodes.
 
 First (examples/echo.py:app) the killed master serves the slot of a room with history and of the
-/fanout room; the broker's membership slot (`{ns}`) is on another master, so the nodes keep their
+/fanout room; the slot of the nodes' leases (`{ns}`) is on another master, so the nodes keep their
 heartbeat and only the shard subscription and that shard's publications break. Then
-(tests/cluster/apps/cluster_app.py) the killed master serves the membership slot: the nodes are
+(tests/cluster/apps/cluster_app.py) the killed master serves the slot of the nodes' leases: the nodes are
 cut off from the cluster's state until the promotion, then write back what changed meanwhile.
 
 Documented in docs/guide.md ("Redis Cluster"): local delivery goes on, /readyz answers 503 until
@@ -44,7 +44,7 @@ def redis_cluster() -> Iterator[RedisClusterServer]:
 
 
 def layout(cluster: RedisClusterServer) -> tuple[str, str, ClusterNodeProcess]:
-    """A namespace whose membership slot is on another master than /fanout's room, a history room on
+    """A namespace whose nodes' slot is on another master than /fanout's room, a history room on
     the same master as /fanout's, and that master."""
     while True:
         namespace = f"fo{uuid.uuid4().hex[:6]}"

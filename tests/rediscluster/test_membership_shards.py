@@ -13,7 +13,9 @@ import redis
 
 from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis import RedisBroker
-from hubbub.testing import RedisClusterServer
+from hubbub.broker.redis_target import RedisTarget
+from hubbub.testing import RedisClusterServer, wait_for
+from hubbub.testing.redis_cluster import command
 from tests.broker.recording import Journal, RecordingListener
 
 CONNECTIONS = 120
@@ -109,3 +111,37 @@ async def test_a_burst_of_first_joins_subscribes_every_room_at_once(
     finally:
         await sender.stop()
         await receiver.stop()
+
+
+def bump_cluster_epoch(cluster: RedisClusterServer) -> None:
+    """Make the cluster's epoch grow, as a replica's promotion does (CLUSTER BUMPEPOCH on a node that can)."""
+    for node in cluster.masters():
+        if str(command(node.port, "CLUSTER", "BUMPEPOCH")).startswith("BUMPED"):
+            return
+    raise AssertionError("no master bumped the cluster's epoch")
+
+
+async def test_after_a_failover_each_node_writes_back_what_a_slot_lost(
+    redis_cluster_server: RedisClusterServer, two_nodes: tuple[RedisBroker, RedisBroker]
+) -> None:
+    watcher, owner = two_nodes
+    member = Member("kept", owner.node_id, "ana")
+    await owner.register(member)
+    await owner.join("kept-room", member)
+    raw = RedisTarget.parse(redis_cluster_server.url)[0].client(max_connections=4, socket_timeout=5.0)
+    try:  # what a promoted replica lacks when its master died before replicating these writes
+        await raw.hdel(f"{owner.keys.room_slot('kept-room')}:members", member.client_id)
+        await raw.hdel(f"{owner.keys.user_slot('ana')}:conns", member.client_id)
+    finally:
+        await raw.aclose()
+    assert await watcher.room_count("kept-room") == 0
+    assert await watcher.user_clients("ana") == []
+
+    await asyncio.to_thread(bump_cluster_epoch, redis_cluster_server)
+
+    async def written_back() -> bool:
+        return await watcher.in_room("kept-room", member.client_id) and await watcher.user_clients("ana") == [
+            member.client_id
+        ]
+
+    await wait_for(written_back, timeout=owner.node_timeout + 2.0)

@@ -51,6 +51,8 @@ class RedisBroker(RedisMembership, Broker):
             await self._redis.ping()
             self._connected = True
             await self._claim()
+            if self._sharded is not None:  # a failover from now on may lose this node's writes
+                self._cluster_epoch = await self._sharded.cluster_epoch()
         except (RedisError, RedisClusterException, OSError) as exc:
             self._connected = False
             await self._redis.aclose()
