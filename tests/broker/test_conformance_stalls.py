@@ -187,7 +187,9 @@ async def reaped_on_a_cluster(
 
     ana = people["ana@1"]
     own = reaper.keys.node_slot(cut_off.node_id)
-    late_own = await raw.eval(*script_args("redis-cluster", sharded.OWN_JOIN, own, old_epoch, ana.client_id, "late"))
+    late_own = await raw.eval(
+        *script_args("redis-cluster", sharded.OWN_APPLY, own, old_epoch, "join", 2, ana.client_id, "late")
+    )
     assert late_own == lua.FENCED, "a write made with the reaped epoch went through in the node's slot"
     lobby = reaper.keys.room_slot("lobby")
     blob = member_blob(ana, int(old_epoch))

@@ -40,6 +40,57 @@ class OrphanEvents:
     """Users whose last connection was on a dead node."""
 
 
+class OwnWrites:
+    """This node's changes to its own slot made in one loop iteration, sent as one `OWN_APPLY` call, in order.
+
+    A node's own slot takes every change of its connections (its slot is on one master), so a burst of
+    connects or joins costs Redis one script call per loop iteration there instead of one per change."""
+
+    def __init__(self, scripts: ScriptBatch, own: str) -> None:
+        self._scripts = scripts
+        self._own = own
+        self._epoch = ""
+        self._changes: list[Any] = []
+        self._futures: list[asyncio.Future[Any]] = []
+
+    def write(self, epoch: str, change: str, *args: Any) -> asyncio.Future[Any]:
+        """Queue a change (`OWN_APPLY` names them); its future gets its result, or FENCED."""
+        if self._futures and epoch != self._epoch:
+            self._send()  # one call carries one epoch
+        if not self._futures:
+            asyncio.get_running_loop().call_soon(self._send)
+        self._epoch = epoch
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._changes.extend((change, len(args), *args))
+        self._futures.append(future)
+        return future
+
+    def _send(self) -> None:
+        if not self._futures:
+            return
+        futures, changes = self._futures, self._changes
+        self._futures, self._changes = [], []
+        call = self._scripts.submit(lua.OWN_APPLY, self._own, self._epoch, *changes)
+        call.add_done_callback(lambda done: _settle(done, futures))
+
+
+def _settle(call: asyncio.Future[Any], futures: list[asyncio.Future[Any]]) -> None:
+    """Hand each change the result of the call that carried it."""
+    exception = None if call.cancelled() else call.exception()
+    results = [] if call.cancelled() or exception is not None else call.result()
+    for index, future in enumerate(futures):
+        if future.done():
+            continue
+        if call.cancelled():
+            future.cancel()
+        elif exception is not None:
+            future.set_exception(exception)
+        elif results == FENCED:
+            future.set_result(FENCED)
+        else:
+            future.set_result(int(results[index]))
+
+
 class ShardedLedger:
     """One node's view of the sharded membership: its writes, its cleanups and the cluster-wide queries."""
 
@@ -60,6 +111,7 @@ class ShardedLedger:
         """The prefix of the nodes' slot."""
         self.own = keys.node_slot(node_id)
         """The prefix of this node's own slot."""
+        self._own_writes = OwnWrites(scripts, self.own)
         self.counted: set[str] = set()
         """This node's connections admitted under a cluster-wide limit (each is one in the nodes' slot count)."""
         self._unfinished: dict[str, tuple[Member, set[str]]] = {}
@@ -116,7 +168,7 @@ class ShardedLedger:
                 return int(admitted)
             self.counted.add(client_id)
         user = member.user_id or ""
-        if await self._call(lua.OWN_REGISTER, self.own, epoch, client_id, member_blob(member), user) == FENCED:
+        if await self._own_writes.write(epoch, "register", client_id, member_blob(member), user) == FENCED:
             return FENCED
         if not user:
             return 0
@@ -124,7 +176,7 @@ class ShardedLedger:
             await self._call(lua.USER_REGISTER, self.keys.user_slot(user), self.node_id, epoch, client_id, max_per_user)
         )
         if result == TOO_MANY_FOR_USER:
-            await self._call(lua.OWN_UNREGISTER, self.own, epoch, client_id, "")
+            await self._own_writes.write(epoch, "unregister", client_id, "")
             await self._uncount(client_id, epoch)
         return result
 
@@ -157,7 +209,7 @@ class ShardedLedger:
         if FENCED in left:
             return FENCED
         pending = f"{token}:{user}" if user is not None and grace_ms > 0 else ""
-        if pending and await self._call(lua.OWN_LEAVING, self.own, epoch, pending, grace_ms, 0) == FENCED:
+        if pending and await self._own_writes.write(epoch, "leaving", pending, grace_ms, 0) == FENCED:
             return FENCED
         gone = 0
         if user is not None:
@@ -166,7 +218,7 @@ class ShardedLedger:
             if gone == FENCED:
                 return FENCED
         kept = "" if gone == 1 else pending
-        if await self._call(lua.OWN_UNREGISTER, self.own, epoch, client_id, kept) == FENCED:
+        if await self._own_writes.write(epoch, "unregister", client_id, kept) == FENCED:
             return FENCED
         await self._uncount(client_id, epoch)
         return gone
@@ -181,7 +233,7 @@ class ShardedLedger:
         """Record a membership (own slot, then the room's): 1, or FENCED."""
         client_id = member.client_id
         self._unfinished_leaves.discard((client_id, room))
-        if await self._call(lua.OWN_JOIN, self.own, epoch, client_id, room) == FENCED:
+        if await self._own_writes.write(epoch, "join", client_id, room) == FENCED:
             return FENCED
         blob = member_blob(member, int(epoch))
         return int(await self._call(lua.ROOM_JOIN, self.keys.room_slot(room), self.node_id, epoch, client_id, blob))
@@ -192,7 +244,7 @@ class ShardedLedger:
         slot = self.keys.room_slot(room)
         if await self._call(lua.ROOM_LEAVE, slot, self.node_id, epoch, client_id) == FENCED:
             return FENCED
-        if await self._call(lua.OWN_LEAVE, self.own, epoch, client_id, room) == FENCED:
+        if await self._own_writes.write(epoch, "leave", client_id, room) == FENCED:
             return FENCED
         self._unfinished_leaves.discard((client_id, room))
         return 1
@@ -265,7 +317,7 @@ class ShardedLedger:
             conns, leaving = await self._eval(lua.ORPHAN_TAKE, slot, dead)
             await self._evict(node, dead, conns, events)
             adopted = [
-                self._call(lua.OWN_LEAVING, self.own, epoch, text(leaving[i]), 0, int(float(leaving[i + 1])))
+                self._own_writes.write(epoch, "leaving", text(leaving[i]), 0, int(float(leaving[i + 1])))
                 for i in range(0, len(leaving), 2)
             ]
             await asyncio.gather(*adopted)

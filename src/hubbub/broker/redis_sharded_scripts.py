@@ -194,41 +194,61 @@ return redis.call('HLEN', P .. ':conns')
 """
 """How many connections the node's slot holds, or -1 when its epoch is gone (Redis lost it, or a cleanup)."""
 
-OWN_REGISTER: Final = (
+OWN_APPLY: Final = (
     """
-local P, epoch, client, blob, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-"""
-    + _OWN_FENCE
-    + """
-if redis.call('HSET', P .. ':conns', client, blob) == 1 and user ~= '' then
-  redis.call('HINCRBY', P .. ':users', user, 1)
-end
-return 1
-"""
-)
-"""Record a connection: 1, or -3 fenced."""
-
-OWN_UNREGISTER: Final = (
-    """
-local P, epoch, client, leaving = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local P, epoch = ARGV[1], ARGV[2]
 """
     + _OWN_FENCE
     + _DECREMENT
+    + NOW
     + """
-if leaving ~= '' then redis.call('ZREM', P .. ':leaving', leaving) end
-local blob = redis.call('HGET', P .. ':conns', client)
-if not blob then return 0 end
-redis.call('HDEL', P .. ':conns', client)
-local ck = P .. ':crooms:' .. client
-for _, room in ipairs(redis.call('SMEMBERS', ck)) do decrement(P .. ':rooms', room) end
-redis.call('DEL', ck)
-local user = cjson.decode(blob)['u']
-if type(user) == 'string' then decrement(P .. ':users', user) end
-return 1
+local conns, users, rooms = P .. ':conns', P .. ':users', P .. ':rooms'
+local function register(client, blob, user)
+  if redis.call('HSET', conns, client, blob) == 1 and user ~= '' then redis.call('HINCRBY', users, user, 1) end
+  return 1
+end
+local function unregister(client, leaving)
+  if leaving ~= '' then redis.call('ZREM', P .. ':leaving', leaving) end
+  local blob = redis.call('HGET', conns, client)
+  if not blob then return 0 end
+  redis.call('HDEL', conns, client)
+  local ck = P .. ':crooms:' .. client
+  for _, room in ipairs(redis.call('SMEMBERS', ck)) do decrement(rooms, room) end
+  redis.call('DEL', ck)
+  local user = cjson.decode(blob)['u']
+  if type(user) == 'string' then decrement(users, user) end
+  return 1
+end
+local function join(client, room)
+  if redis.call('SADD', P .. ':crooms:' .. client, room) == 1 then redis.call('HINCRBY', rooms, room, 1) end
+  return 1
+end
+local function leave(client, room)
+  if redis.call('SREM', P .. ':crooms:' .. client, room) == 1 then decrement(rooms, room) end
+  return 1
+end
+local function pending(entry, delay, due)
+  due = tonumber(due)
+  if due <= 0 then due = now + tonumber(delay) end
+  redis.call('ZADD', P .. ':leaving', due, entry)
+  return 1
+end
+local changes = {register = register, unregister = unregister, join = join, leave = leave, leaving = pending}
+local out = {}
+local i = 3
+while i <= #ARGV do
+  local count = tonumber(ARGV[i + 1])
+  table.insert(out, changes[ARGV[i]](unpack(ARGV, i + 2, i + 1 + count)))
+  i = i + 2 + count
+end
+return out
 """
 )
-"""Forget a connection and its rooms (and a pending offline decision `leaving` that needs no keeping): 1, 0 if
-not held, -3 fenced."""
+"""Apply a node's changes to its own slot, in order; ARGV[3..] holds each as its name, its argument count and its
+arguments: `register` (client, member JSON, user or ""), `unregister` (client, a pending offline decision that
+needs no keeping or ""), `join` and `leave` (client, room), `leaving` (a pending offline decision "token:user",
+due in `delay` ms, or at `due` ms on Redis's clock if > 0). Returns one result per change (`unregister`: 0 if the
+connection was not held), or -3 fenced (none applied)."""
 
 OWN_PEEK: Final = """
 local P, client = ARGV[1], ARGV[2]
@@ -239,31 +259,6 @@ table.insert(out, 1, blob)
 return out
 """
 """A held connection: {member JSON, rooms...}, or {} if not held."""
-
-OWN_JOIN: Final = (
-    """
-local P, epoch, client, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-"""
-    + _OWN_FENCE
-    + """
-if redis.call('SADD', P .. ':crooms:' .. client, room) == 1 then redis.call('HINCRBY', P .. ':rooms', room, 1) end
-return 1
-"""
-)
-"""Record a membership in the node's slot: 1, or -3 fenced."""
-
-OWN_LEAVE: Final = (
-    """
-local P, epoch, client, room = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-"""
-    + _OWN_FENCE
-    + _DECREMENT
-    + """
-if redis.call('SREM', P .. ':crooms:' .. client, room) == 1 then decrement(P .. ':rooms', room) end
-return 1
-"""
-)
-"""Forget a membership in the node's slot: 1, or -3 fenced."""
 
 OWN_RESTORE: Final = (
     """
@@ -294,21 +289,6 @@ return removed
 )
 """Write a connection as the node knows it, in exactly the rooms given (ARGV[6..]); returns the rooms Redis held
 that it is no longer in (their slots still list it), or -3 fenced."""
-
-OWN_LEAVING: Final = (
-    """
-local P, epoch, entry, delay, due = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-"""
-    + _OWN_FENCE
-    + NOW
-    + """
-if due <= 0 then due = now + delay end
-redis.call('ZADD', P .. ':leaving', due, entry)
-return 1
-"""
-)
-"""Keep a pending offline decision ("token:user"), due in `delay` ms or at `due` (ms, Redis's clock, if > 0), so
-that another node makes it if this one stops or dies first: 1, or -3 fenced."""
 
 OWN_DUE: Final = (
     """
