@@ -163,10 +163,12 @@ class ShardedLedger:
         Raises like any Redis call (the broker then admits it offline and rewrites its state)."""
         client_id = member.client_id
         if max_connections:
+            self.counted.add(client_id)  # also when admitted offline: the next claim sets the count
             admitted = await self._call(lua.ADMIT, self.nodes, self.node_id, epoch, max_connections)
+            if admitted == OVER_CAPACITY:
+                self.counted.discard(client_id)
             if admitted != 0:
                 return int(admitted)
-            self.counted.add(client_id)
         user = member.user_id or ""
         if await self._own_writes.write(epoch, "register", client_id, member_blob(member), user) == FENCED:
             return FENCED
