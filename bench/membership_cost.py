@@ -20,10 +20,9 @@ import uuid
 from dataclasses import dataclass
 
 from bench.procs import cpu_seconds
-from bench.redis_cost import Silent
+from bench.redis_cost import Silent, on_each_redis
 from hubbub.broker.base import Member
 from hubbub.broker.redis import RedisBroker
-from hubbub.testing import RedisClusterServer, RedisServer
 
 
 @dataclass
@@ -82,20 +81,6 @@ async def measure(setup: str, url: str, redis_pids: list[int], args: argparse.Na
             await node.stop()
 
 
-async def run(args: argparse.Namespace) -> list[Cost]:
-    """Measure one Redis, then a Redis Cluster of 3 masters (no replica), ``args.rounds`` times each."""
-    costs = []
-    with RedisServer() as single:
-        assert single.process is not None
-        for _ in range(args.rounds):
-            costs.append(await measure("1 Redis", single.url, [single.process.pid], args))
-    with RedisClusterServer(masters=3, replicas=0) as cluster:
-        pids = [node.process.pid for node in cluster.nodes if node.process is not None]
-        for _ in range(args.rounds):
-            costs.append(await measure("Redis Cluster, 3 masters", cluster.url, pids, args))
-    return costs
-
-
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -105,7 +90,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    costs = asyncio.run(run(args))
+    costs = asyncio.run(on_each_redis(measure, args))
     print("| setup | connections | connections/s | Redis CPU µs/connection | busiest redis-server % of it |")
     print("|---|---:|---:|---:|---:|")
     for cost in costs:

@@ -19,12 +19,16 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bench.procs import cpu_seconds
 from hubbub.broker.base import Member, Publication
 from hubbub.broker.redis import RedisBroker
 from hubbub.testing import RedisClusterServer, RedisServer
+
+T = TypeVar("T")
 
 
 class Counting:
@@ -117,18 +121,22 @@ async def measure(setup: str, url: str, redis_pids: list[int], args: argparse.Na
         await b.stop()
 
 
-async def run(args: argparse.Namespace) -> list[Cost]:
-    """Measure one Redis, then a Redis Cluster of 3 masters (no replica), ``args.rounds`` times each."""
-    costs = []
+Measure = Callable[[str, str, list[int], argparse.Namespace], Awaitable[T]]
+
+
+async def on_each_redis(measure: Measure[T], args: argparse.Namespace) -> list[T]:
+    """Run ``measure(setup, url, redis_pids, args)`` on one Redis, then on a Redis Cluster of 3 masters (no
+    replica), ``args.rounds`` times each."""
+    results = []
     with RedisServer() as single:
         assert single.process is not None
         for _ in range(args.rounds):
-            costs.append(await measure("1 Redis", single.url, [single.process.pid], args))
+            results.append(await measure("1 Redis", single.url, [single.process.pid], args))
     with RedisClusterServer(masters=3, replicas=0) as cluster:
         pids = [node.process.pid for node in cluster.nodes if node.process is not None]
         for _ in range(args.rounds):
-            costs.append(await measure("Redis Cluster, 3 masters", cluster.url, pids, args))
-    return costs
+            results.append(await measure("Redis Cluster, 3 masters", cluster.url, pids, args))
+    return results
 
 
 def main() -> None:
@@ -140,7 +148,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="payload bytes")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    costs = asyncio.run(run(args))
+    costs = asyncio.run(on_each_redis(measure, args))
     print("| setup | publications | publications/s | Redis CPU µs/publication | busiest redis-server % of it |")
     print("|---|---:|---:|---:|---:|")
     for cost in costs:

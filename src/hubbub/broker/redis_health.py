@@ -223,14 +223,7 @@ class RedisHealth(RedisPubSub):
         restored = await asyncio.gather(
             *(ledger.restore(member, sorted(rooms[member.client_id]), epoch) for member in members)
         )
-        for member, result in zip(members, restored, strict=True):
-            if result == lua.FENCED:
-                self._needs_resync = True
-                continue
-            if result == 1 and self._listener is not None and member.user_id is not None:
-                self._listener.user_online(member.user_id)
-            if reaped:
-                await self._announce_return(member)
+        await self._written_back(members, restored, reaped)
         return len(members)
 
     async def _rewrite_one_slot(self) -> int:
@@ -264,7 +257,13 @@ class RedisHealth(RedisPubSub):
                 self._needs_resync = True
             elif int(result[0]) == 2 and self._listener is not None:
                 self._listener.user_offline(text(result[1]))
-        for member, result in zip(members, results[len(stale) :], strict=True):
+        await self._written_back(members, results[len(stale) :], reaped)
+        return len(members)
+
+    async def _written_back(self, members: list[Member], results: list[Any], reaped: bool) -> None:
+        """After a rewrite: users who came online with it, and, if the node had been reaped, the rooms told
+        that its members are back. A refused write asks for another rewrite."""
+        for member, result in zip(members, results, strict=True):
             if result == lua.FENCED:
                 self._needs_resync = True
                 continue
@@ -272,7 +271,6 @@ class RedisHealth(RedisPubSub):
                 self._listener.user_online(member.user_id)
             if reaped:
                 await self._announce_return(member)
-        return len(members)
 
     async def _announce_return(self, member: Member) -> None:
         """The reaper told every room this member left: tell them it is back (here and on other nodes)."""

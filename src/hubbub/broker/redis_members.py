@@ -63,16 +63,7 @@ class RedisMembership(RedisHealth):
             )
         except (RedisError, RedisClusterException, OSError):
             return self._admit_offline(member)
-        if result == -1:
-            return Registration.OVER_CAPACITY
-        if result == -2:
-            return Registration.TOO_MANY_FOR_USER
-        if result == lua.FENCED:
-            return self._admit_offline(member)
-        self._members[member.client_id] = member
-        if result == 1 and self._listener is not None and member.user_id is not None:
-            self._listener.user_online(member.user_id)
-        return Registration.OK
+        return self._registered(member, int(result))
 
     async def _register_sharded(self, member: Member, max_connections: int, max_per_user: int) -> Registration:
         assert self._sharded is not None
@@ -80,6 +71,10 @@ class RedisMembership(RedisHealth):
             result = await self._sharded.register(member, self._epoch, max_connections, max_per_user)
         except (RedisError, RedisClusterException, OSError):
             return self._admit_offline(member)
+        return self._registered(member, int(result))
+
+    def _registered(self, member: Member, result: int) -> Registration:
+        """What a registration script answered (1 the user came online, 0, -1, -2, or FENCED), for the hub."""
         if result == -1:
             return Registration.OVER_CAPACITY
         if result == -2:
