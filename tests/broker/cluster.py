@@ -65,6 +65,8 @@ class BrokerCluster:
         node = self.nodes[index]
         assert isinstance(node, RedisBroker), "only a Redis node can die on its own"
         node._stopping = True  # its loops end even if a cancel is swallowed (redis-py's wait_for on 3.11)
+        if node._keeper is not None:  # a dead process's threads die with it
+            await asyncio.to_thread(node._keeper.stop)
         tasks = [task for task in (node._beat_task, node._listen_task, *node._tasks) if task is not None]
         for task in tasks:
             task.cancel()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +30,7 @@ from hubbub.broker.redis_values import member_blob
 from hubbub.testing import RedisServer, wait_for
 from tests.broker.cluster import BrokerCluster, Engine
 from tests.broker.conftest import ClusterOf, one_server_only, redis_only
+from tests.broker.recording import Journal, RecordingListener
 from tests.broker.test_conformance_nodes import count, populate, presence_leaves
 
 
@@ -297,3 +299,37 @@ async def test_publications_made_before_every_node_pauses_are_delivered_in_time_
     assert all(call.at - made_at < pause for call in delivered), "a publication was delivered late"
     if engine != "memory":
         assert sender.lost_publications == len(made)
+
+
+async def test_a_node_whose_loop_is_held_past_its_lease_is_not_reaped_by_a_node_that_runs(
+    cluster_of: ClusterOf, engine: Engine, raw: aioredis.Redis
+) -> None:
+    """A burst (thousands of closes at once) can hold a node's event loop past its lease while the other
+    nodes, elsewhere, run: the lease keeper's thread renews the lease meanwhile, so they do not reap it."""
+    redis_only(engine, "memory nodes have no lease")
+    cluster = await cluster_of(1)
+    held = redis_node(cluster, 0)
+    await held.register(cluster.member(0))
+    epoch = held._epoch
+    url = f"{held.target.url}?namespace={held.ns}&node_timeout={cluster.node_timeout}"
+    started, finish = threading.Event(), threading.Event()
+
+    async def watch() -> None:  # another node, on a loop of its own that the hold does not stop
+        other = RedisBroker(url, presence_grace=cluster.presence_grace)
+        await other.start(RecordingListener(Journal(), 1))
+        started.set()
+        await asyncio.to_thread(finish.wait)
+        await other.stop()
+
+    watcher = threading.Thread(target=asyncio.run, args=(watch(),))
+    watcher.start()
+    try:
+        assert await asyncio.to_thread(started.wait, 10.0), "the other node did not start"
+        time.sleep(3 * held.lease)  # the burst: this loop runs nothing for three leases
+        assert not await raw.exists(f"{held.prefix}:reaped:{held.node_id}"), "a node that only ran late was reaped"
+        assert held._epoch == epoch
+        assert await held.connection_count() == 1
+        assert held._keeper is not None and held._keeper.renewals > 0
+    finally:
+        finish.set()
+        await asyncio.to_thread(watcher.join, 30.0)

@@ -59,10 +59,13 @@ class RedisBroker(RedisMembership, Broker):
             raise BrokerUnavailable(f"cannot reach Redis at {self.url}: {exc}") from None
         self._listen_task = asyncio.create_task(self._listen_forever(), name="hubbub-redis-listen")
         self._beat_task = asyncio.create_task(self._beat_forever(), name="hubbub-redis-heartbeat")
+        self._start_lease_keeper()
         await asyncio.wait_for(self._subscribed_event.wait(), 5.0)
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._keeper is not None:
+            await asyncio.to_thread(self._keeper.stop)
         self._start_flush()  # publications made before the stop still leave
         await asyncio.gather(*self._flushes, return_exceptions=True)
         for task in (self._listen_task, self._beat_task, self._renewal, *self._tasks):

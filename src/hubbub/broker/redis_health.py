@@ -23,12 +23,18 @@ import uuid
 from typing import Any
 
 from hubbub.broker import redis_scripts as lua
+from hubbub.broker import redis_sharded_scripts as sharded_lua
 from hubbub.broker.base import Member, Publication
+from hubbub.broker.redis_lease import LeaseKeeper
 from hubbub.broker.redis_link import RedisClusterException, RedisError, member_blob, member_from_blob, text
 from hubbub.broker.redis_pubsub import RedisPubSub
 from hubbub.broker.redis_sharded import ShardedLedger
 
 logger = logging.getLogger("hubbub.broker.redis")
+
+LOOP_GRACE_LEASES = 6
+"""The lease keeper covers for a loop that has not run its heartbeat for up to this many `node_timeout`s; a
+loop silent for longer looks stuck, and the node is left to be reaped."""
 
 
 class RedisHealth(RedisPubSub):
@@ -61,6 +67,8 @@ class RedisHealth(RedisPubSub):
                 async with asyncio.timeout(self.heartbeat):  # not wait_for: on 3.11 it can swallow a cancel
                     await self._wake.wait()
             self._wake.clear()
+            if self._keeper is not None:
+                self._keeper.loop_ran()
             self._notice_pause()
             try:
                 await self._beat()
@@ -70,6 +78,24 @@ class RedisHealth(RedisPubSub):
                 logger.exception("heartbeat of node %s failed", self.node_id)
                 self._unreachable("the heartbeat failed")
             self._last_beat = (time.monotonic(), time.time())
+
+    def _start_lease_keeper(self) -> None:
+        """Renew the lease from a thread while this loop runs late (`redis_lease`)."""
+        self._keeper = LeaseKeeper(
+            lambda: self.target.sync_client(socket_timeout=self.heartbeat),
+            self._renew_from_thread,
+            every=self.heartbeat,
+            loop_grace=LOOP_GRACE_LEASES * self.node_timeout,
+            name=f"hubbub-lease-{self.node_id}",
+        )
+        self._keeper.start()
+
+    def _renew_from_thread(self, client: Any) -> object:
+        """`RENEW` on a synchronous client (the keeper's thread); fenced like the loop's."""
+        script = sharded_lua.RENEW if self._sharded is not None else lua.RENEW
+        args = (self.prefix, self.node_id, self._epoch, self._lease_ms)
+        keys = (1, args[0]) if self.target.cluster else (0,)
+        return client.eval(script, *keys, *args)
 
     def _notice_pause(self) -> None:
         """A heartbeat that comes much later than due means this node did not run meanwhile (a long GC,

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from hubbub.broker.base import ClusterListener, Member, new_node_id
+from hubbub.broker.redis_lease import LeaseKeeper
 from hubbub.broker.redis_sharded import ShardedLedger
 from hubbub.broker.redis_target import RedisTarget
 from hubbub.broker.redis_values import member_blob, member_from_blob, text
@@ -142,6 +143,8 @@ class RedisLink:
             else None
         )
         """On a Redis Cluster, the membership sharded over hash slots (else the one-server scripts)."""
+        self._keeper: LeaseKeeper | None = None
+        """Renews the lease from a thread while the loop runs late (`redis_lease`); started with the node."""
         self._cleaning: asyncio.Task[None] | None = None
         """On a cluster, the cleanup after stopped or dead nodes in progress (`RedisHealth._clean_orphans`)."""
         self._cluster_epoch: int | None = None

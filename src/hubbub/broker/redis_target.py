@@ -134,6 +134,21 @@ class RedisTarget:
         """Key names for `namespace` on this target."""
         return Keys(namespace, self.cluster)
 
+    def sync_client(self, *, socket_timeout: float, connect_timeout: float = 2.0) -> Any:
+        """A new synchronous redis-py client, for a thread of its own (`redis_lease`)."""
+        if self.cluster:
+            from redis.cluster import ClusterNode, RedisCluster
+
+            return RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in self.seeds],  # type: ignore[no-untyped-call]
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                **self.options,
+            )
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
+
     def client(self, *, max_connections: int, socket_timeout: float, connect_timeout: float = 2.0) -> Any:
         """A new redis-py asyncio client: a `Redis` on a blocking pool, or a `RedisCluster`."""
         import redis.asyncio as aioredis
