@@ -86,7 +86,7 @@ class WsClient(Client):
                 return
             if self.sio_connect is None:
                 counter = self.counter = wsframe.FrameCounter()
-                self.upgraded.set_result(None)
+                self._upgrade_done()
             else:  # keep every message until the Socket.IO connect is confirmed
                 counter = self.counter = wsframe.FrameCounter(keep_below=1 << 62)
             if not data:
@@ -113,7 +113,7 @@ class WsClient(Client):
                 self.transport.write(wsframe.client_frame(self.sio_connect))
             elif packet[:2] == b"40":
                 counter.keep_below = 2  # from now on only pings are kept
-                self.upgraded.set_result(None)
+                self._upgrade_done()
             else:
                 self._fail(wsframe.HandshakeError(f"Socket.IO connect refused: {packet[:80]!r}"))
         counter.kept.clear()
@@ -134,6 +134,12 @@ class WsClient(Client):
                 self.closed = True
                 self.transport.write(wsframe.client_frame(payload[:2], wsframe.OP_CLOSE))
                 self.transport.close()
+
+    def _upgrade_done(self) -> None:
+        """The upgrade (and Socket.IO connect) succeeded, unless the opener stopped waiting (a timed-out
+        `open_many` cancels it): then the answer is late and nobody wants it."""
+        if not self.upgraded.done():
+            self.upgraded.set_result(None)
 
     def _fail(self, exc: BaseException) -> None:
         if not self.upgraded.done():
