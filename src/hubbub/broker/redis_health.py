@@ -353,9 +353,7 @@ class RedisHealth(RedisPubSub):
         assert self._redis is not None
         if self._sharded is not None:
             if self._cleaning is None or self._cleaning.done():  # a big orphan may take longer than a heartbeat
-                self._cleaning = asyncio.create_task(self._clean_orphans(self._sharded))
-                self._tasks.add(self._cleaning)
-                self._cleaning.add_done_callback(self._tasks.discard)
+                self._cleaning = self._spawn(self._clean_orphans(self._sharded))
             for user_id in await self._sharded.due_offline():
                 if self._listener is not None:
                     self._listener.user_offline(user_id)

@@ -171,10 +171,12 @@ class RedisLink:
         """Now on Redis's clock (ms), as this node estimates it."""
         return int(time.time() * 1000) + self._clock_offset
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run `coro` as a task of this node (cancelled when it stops)."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _out_of_sync(self) -> None:
         """A write was refused or skipped: rewrite this node's state at the next heartbeat (now, unless

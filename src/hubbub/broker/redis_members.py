@@ -154,10 +154,14 @@ class RedisMembership(RedisHealth):
         local.add(member.client_id)
         if first:
             await self._subscribe(room)
-        if self._sharded is not None:
-            await self._sharded_write(self._sharded.join, room, member)
+        ledger, client_id = self._sharded, member.client_id
+        if ledger is not None:
+            await self._write(lambda epoch: ledger.join(room, member, epoch))
             return
-        await self._write(lua.JOIN, self.prefix, room, member.client_id, member_blob(member), self.node_id)
+        blob = member_blob(member)
+        await self._write(
+            lambda epoch: self._scripts.call(lua.JOIN, self.prefix, room, client_id, blob, self.node_id, epoch)
+        )
 
     @_in_task
     async def leave(self, room: str, member: Member) -> None:
@@ -165,34 +169,22 @@ class RedisMembership(RedisHealth):
         if rooms is not None:
             rooms.discard(room)
         await self._forget_local(room, member.client_id)
-        if self._sharded is not None:
-            self._sharded.note_leaving(member.client_id, room)
-            await self._sharded_write(self._sharded.leave, room, member)
+        ledger, client_id = self._sharded, member.client_id
+        if ledger is not None:
+            ledger.note_leaving(client_id, room)
+            await self._write(lambda epoch: ledger.leave(room, member, epoch))
             return
-        await self._write(lua.LEAVE, self.prefix, room, member.client_id, self.node_id)
+        await self._write(
+            lambda epoch: self._scripts.call(lua.LEAVE, self.prefix, room, client_id, self.node_id, epoch)
+        )
 
-    async def _sharded_write(
-        self, change: Callable[[str, Member, str], Awaitable[int]], room: str, member: Member
-    ) -> None:
-        """A join or leave on a Redis Cluster; one refused or skipped gets the state rewritten."""
+    async def _write(self, change: Callable[[str], Awaitable[Any]]) -> None:
+        """A membership write made with this node's epoch; one refused or skipped gets the state rewritten."""
         if not self._connected:
             self._out_of_sync()
             return
         try:
-            result = await change(room, member, self._epoch)
-        except (RedisError, RedisClusterException, OSError):
-            self._out_of_sync()
-            return
-        if result == lua.FENCED:
-            self._out_of_sync()
-
-    async def _write(self, script: str, *args: Any) -> None:
-        """A membership write (the epoch is added last); one refused or skipped gets the state rewritten."""
-        if not self._connected:
-            self._out_of_sync()
-            return
-        try:
-            result = await self._scripts.call(script, *args, self._epoch)
+            result = await change(self._epoch)
         except (RedisError, RedisClusterException, OSError):
             self._out_of_sync()
             return
