@@ -80,6 +80,18 @@ if epoch > seen then raise_fence(epoch) end
 )
 """The fence of a room's or a user's slot (expects P, node and a numeric epoch)."""
 
+_EVICT_FENCE = (
+    """
+local P, node, dead, client = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+"""
+    + NOW
+    + _FENCE_AT
+    + """
+if seen <= dead then raise_fence(dead + 1) end
+"""
+)
+"""The start of an eviction from a room's or a user's slot: refuse the dead node's epochs up to `dead` from now on."""
+
 # ---- the nodes' slot {ns} ---------------------------------------------------------------------------------
 
 CLAIM: Final = (
@@ -353,13 +365,8 @@ return 0
 """Take out a member of this node: 1, 0 if absent, -3 fenced."""
 
 ROOM_EVICT: Final = (
-    """
-local P, node, dead, client = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-"""
-    + NOW
-    + _FENCE_AT
+    _EVICT_FENCE
     + """
-if seen <= dead then raise_fence(dead + 1) end
 local blob = redis.call('HGET', P .. ':members', client)
 if not blob then return 0 end
 local member = cjson.decode(blob)
@@ -415,13 +422,8 @@ return 1
 """Make a pending offline decision: 1 when the user is now offline (exactly one caller in the cluster gets 1)."""
 
 USER_EVICT: Final = (
-    """
-local P, node, dead, client = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-"""
-    + NOW
-    + _FENCE_AT
+    _EVICT_FENCE
     + """
-if seen <= dead then raise_fence(dead + 1) end
 local owner = redis.call('HGET', P .. ':conns', client)
 if not owner then return 0 end
 local writer, written = string.match(owner, '^(.*):(%d+)$')
